@@ -1,0 +1,104 @@
+//! The single table of configuration keys.
+//!
+//! Raccoon's contract is its flat environment-variable names; a YAML file names the same keys
+//! as a path (`server.websocket.port` is `SERVER_WEBSOCKET_PORT`). One table drives defaults,
+//! the YAML and CLI mapping, validation messages, `--print-config` and the README reference
+//! (a test checks the README lists every key).
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// The environment-variable name, which is also the canonical key.
+    pub env: &'static str,
+    /// Default, as text.
+    pub default: &'static str,
+    /// Meaning, default's rationale and trade-off.
+    pub doc: &'static str,
+    /// Where this key comes from: Raccoon's own key, or one this server adds.
+    pub origin: Origin,
+}
+
+/// Whether a key is Raccoon's (existing deployments set it) or new here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Same name and meaning as Raccoon v0.3.
+    Raccoon,
+    /// Raccoon's name, read for compatibility, with a different or no effect (the doc says).
+    RaccoonChanged,
+    /// Added by this server.
+    New,
+}
+
+/// Prefix of the librdkafka passthrough keys.
+pub const KAFKA_CLIENT_PREFIX: &str = "PUBLISHER_KAFKA_CLIENT_";
+
+macro_rules! keys {
+    ($($env:literal = $default:literal, $origin:ident, $doc:literal;)*) => {
+        /// Every key this server reads, besides `PUBLISHER_KAFKA_CLIENT_*`.
+        pub const KEYS: &[KeySpec] = &[$(KeySpec { env: $env, default: $default, doc: $doc, origin: Origin::$origin }),*];
+    };
+}
+
+keys! {
+    "SERVER_WEBSOCKET_PORT" = "8080", Raccoon,
+        "HTTP port: WebSocket (`/api/v1/events`) and `/ping`. 0 picks a free port (logged at startup).";
+    "SERVER_BIND_ADDRESS" = "0.0.0.0", New,
+        "Address the HTTP port binds to.";
+    "SERVER_WEBSOCKET_MAX_CONN" = "30000", Raccoon,
+        "Most concurrent WebSocket connections; split evenly across shards (each shard admits ceil(max/shards)). Over it, the client gets code 4 and close 1008, as in Raccoon.";
+    "SERVER_WEBSOCKET_READ_BUFFER_SIZE" = "10240", Raccoon,
+        "Bytes read from a socket at a time.";
+    "SERVER_WEBSOCKET_WRITE_BUFFER_SIZE" = "10240", Raccoon,
+        "Bytes of outgoing frames buffered before a write.";
+    "SERVER_WEBSOCKET_CONN_ID_HEADER" = "X-User-ID", RaccoonChanged,
+        "Header naming the connection's user id (logged per connection). Raccoon requires it; here it defaults to X-User-ID so the quick start needs no configuration.";
+    "SERVER_WEBSOCKET_CONN_GROUP_HEADER" = "", Raccoon,
+        "Optional header naming the connection group.";
+    "SERVER_WEBSOCKET_CONN_GROUP_DEFAULT" = "--default--", Raccoon,
+        "Group used when the group header is unset or empty.";
+    "SERVER_WEBSOCKET_PING_INTERVAL_MS" = "30000", Raccoon,
+        "Period of server Ping frames (payload `--ping--`) on every connection.";
+    "SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS" = "60000", RaccoonChanged,
+        "A connection on which nothing (pong, ping or data) arrives for this long is dropped. Raccoon counts only pongs.";
+    "SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS" = "5000", RaccoonChanged,
+        "Deadline for each write to a client (control and data frames; Raccoon had none for data). A client that does not read is dropped.";
+    "SERVER_WEBSOCKET_PINGER_SIZE" = "1", RaccoonChanged,
+        "Read for compatibility, no effect: every connection's writer task sends its own pings.";
+    "SERVER_WEBSOCKET_CHECK_ORIGIN" = "true", Raccoon,
+        "Same-origin check on upgrade (no Origin, or Origin host equal to Host); false accepts any origin.";
+    "SERVER_WEBSOCKET_MAX_FRAME_BYTES" = "4194304", New,
+        "Largest WebSocket message accepted (Raccoon: unbounded). A larger one gets close code 1009 naming both sizes; replies for batches already in flight are sent first.";
+    "SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES" = "128", New,
+        "Batches one connection may have awaiting their reply; at the limit the shard stops reading that connection (TCP backpressure).";
+    "SERVER_SHARDS" = "0", New,
+        "Number of shards (glommio executors), each pinned to one CPU of SERVER_CPU_LIST in order. 0 means one per CPU in the list.";
+    "SERVER_CPU_LIST" = "", New,
+        "CPUs for the shards, e.g. `0-3,6`. Empty means every CPU this process may run on (its affinity mask).";
+    "SERVER_IO_MEMORY_BYTES" = "524288", New,
+        "glommio io_memory per shard (locked memory). glommio needs RLIMIT_MEMLOCK of at least 512 KiB per shard plus this when not root.";
+    "WORKER_BUFFER_CHANNEL_SIZE" = "100", RaccoonChanged,
+        "Capacity, in batches, of each publisher thread's queue (Raccoon: of its one shared channel). When full, shards stop reading from the connections that feed it.";
+    "WORKER_BUFFER_FLUSH_TIMEOUT_MS" = "5000", Raccoon,
+        "On shutdown, how long shards wait for in-flight batches to be acknowledged before closing connections.";
+    "WORKER_POOL_SIZE" = "5", RaccoonChanged,
+        "Read for compatibility, no effect: publishing never blocks a worker here; see PUBLISHER_KAFKA_PRODUCER_THREADS.";
+    "EVENT_ACK" = "0", Raccoon,
+        "0: reply as soon as the batch is queued for Kafka. 1: reply only after Kafka confirmed every event, or with CODE_INTERNAL_ERROR naming what failed. Other values are refused (Raccoon treated them as 0).";
+    "EVENT_DISTRIBUTION_PUBLISHER_PATTERN" = "clickstream-%s-log", Raccoon,
+        "Topic for an event: the first %s replaced by its type. Without %s, every event goes to this one topic.";
+    "PUBLISHER_TYPE" = "kafka", Raccoon,
+        "Only `kafka` is supported; anything else is refused at startup.";
+    "PUBLISHER_KAFKA_FLUSH_INTERVAL_MS" = "1000", Raccoon,
+        "On shutdown, how long each producer may spend flushing to Kafka.";
+    "PUBLISHER_KAFKA_PRODUCER_THREADS" = "1", New,
+        "Publisher threads, each with its own librdkafka producer and bounded queue. A connection always uses the same one.";
+    "PUBLISHER_KAFKA_DELIVERY_CHANNEL_SIZE" = "10", RaccoonChanged,
+        "Read for compatibility, no effect: delivery reports go straight to the owning shard's inbox.";
+    "LOG_LEVEL" = "info", Raccoon,
+        "error, warn, info, debug or trace; or a tracing filter such as `raccoon=debug,rdkafka=info`.";
+}
+
+/// Looks a key up by its environment name.
+pub fn spec(env: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.env == env)
+}

@@ -1,0 +1,151 @@
+use super::*;
+
+fn sources(env: &[(&str, &str)]) -> Sources {
+    Sources {
+        env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        available_cpus: vec![0, 1],
+        ..Sources::default()
+    }
+}
+
+fn err_text(s: &Sources) -> String {
+    Config::build(s).unwrap_err().to_string()
+}
+
+#[test]
+fn no_configuration_at_all_works() {
+    let cfg = Config::build(&sources(&[])).unwrap();
+    assert_eq!(cfg.server.port, 8080);
+    assert_eq!(cfg.server.shard_cpus, vec![0, 1]);
+    assert_eq!(cfg.server.max_conns_per_shard, 15_000);
+    assert_eq!(cfg.ack_mode, AckMode::OnReceipt);
+    assert_eq!(cfg.publisher.kafka["bootstrap.servers"], "127.0.0.1:9092");
+    assert_eq!(cfg.server.conn_id_header, "X-User-ID");
+    assert_eq!(cfg.server.ping_interval, Duration::from_secs(30));
+}
+
+#[test]
+fn precedence_is_default_file_env_cli() {
+    let mut s = sources(&[("SERVER_WEBSOCKET_PORT", "9001"), ("EVENT_ACK", "1")]);
+    s.file = Some((
+        "raccoon.yaml".into(),
+        "server:\n  websocket:\n    port: 9000\n    max_conn: 10\nevent:\n  ack: 0\n".into(),
+    ));
+    s.cli = vec![("event.ack".into(), "0".into())];
+    let cfg = Config::build(&s).unwrap();
+    assert_eq!(cfg.server.port, 9001, "env beats file");
+    assert_eq!(cfg.server.max_conns_per_shard, 5, "file beats default");
+    assert_eq!(cfg.ack_mode, AckMode::OnReceipt, "cli beats env");
+}
+
+#[test]
+fn kafka_passthrough_from_env_and_yaml() {
+    let mut s = sources(&[("PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS", "127.0.0.1:19092")]);
+    s.file = Some((
+        "f.yaml".into(),
+        "publisher:\n  kafka:\n    client:\n      linger_ms: 20\n      bootstrap_servers: ignored:1\n".into(),
+    ));
+    let cfg = Config::build(&s).unwrap();
+    assert_eq!(cfg.publisher.kafka["bootstrap.servers"], "127.0.0.1:19092");
+    assert_eq!(cfg.publisher.kafka["linger.ms"], "20");
+}
+
+#[test]
+fn unrelated_env_vars_are_ignored() {
+    assert!(Config::build(&sources(&[("PATH", "/bin"), ("SERVER_WEBSOCKET_PORTX", "1")])).is_ok());
+}
+
+#[test]
+fn unknown_yaml_key_is_named() {
+    let mut s = sources(&[]);
+    s.file = Some(("f.yaml".into(), "server:\n  websocket:\n    prot: 1\n".into()));
+    assert_eq!(
+        err_text(&s),
+        "unknown configuration key SERVER_WEBSOCKET_PROT (from file f.yaml)"
+    );
+}
+
+#[test]
+fn unknown_cli_key_is_named() {
+    let mut s = sources(&[]);
+    s.cli = vec![("no.such.key".into(), "1".into())];
+    assert!(err_text(&s).contains("NO_SUCH_KEY"));
+}
+
+#[test]
+fn bad_values_name_key_value_and_source() {
+    assert_eq!(
+        err_text(&sources(&[("SERVER_WEBSOCKET_PORT", "80800")])),
+        "invalid value \"80800\" for SERVER_WEBSOCKET_PORT (from environment): expected a whole number from 0 to 65535"
+    );
+    assert!(err_text(&sources(&[("EVENT_ACK", "2")])).contains("EVENT_ACK"));
+    assert!(err_text(&sources(&[("PUBLISHER_TYPE", "pubsub")])).contains("only kafka"));
+    assert!(err_text(&sources(&[("SERVER_WEBSOCKET_CHECK_ORIGIN", "maybe")])).contains("true or false"));
+    assert!(err_text(&sources(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", "a b-%s")])).contains("0x20"));
+    assert!(err_text(&sources(&[("SERVER_WEBSOCKET_CONN_ID_HEADER", "X User")])).contains("header name"));
+}
+
+#[test]
+fn pong_wait_shorter_than_ping_interval_is_refused() {
+    let text = err_text(&sources(&[
+        ("SERVER_WEBSOCKET_PING_INTERVAL_MS", "10000"),
+        ("SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS", "5000"),
+    ]));
+    assert!(text.contains("SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS"), "{text}");
+}
+
+#[test]
+fn shard_placement() {
+    let cfg = Config::build(&sources(&[("SERVER_SHARDS", "1")])).unwrap();
+    assert_eq!(cfg.server.shard_cpus, vec![0]);
+    let cfg = Config::build(&sources(&[("SERVER_CPU_LIST", "1")])).unwrap();
+    assert_eq!(cfg.server.shard_cpus, vec![1]);
+    assert!(err_text(&sources(&[("SERVER_SHARDS", "3")])).contains("3 shards need 3 CPUs"));
+    assert!(err_text(&sources(&[("SERVER_CPU_LIST", "0,7")])).contains("CPU 7 is not available"));
+}
+
+#[test]
+fn cpu_lists_parse() {
+    assert_eq!(parse_cpu_list("0-3,6").unwrap(), vec![0, 1, 2, 3, 6]);
+    assert_eq!(parse_cpu_list(" 2 ").unwrap(), vec![2]);
+    assert!(parse_cpu_list("3-1").is_err());
+    assert!(parse_cpu_list("a").is_err());
+    assert!(parse_cpu_list("1,1").is_err());
+}
+
+#[test]
+fn yaml_must_be_a_mapping() {
+    let mut s = sources(&[]);
+    s.file = Some(("f.yaml".into(), "- a\n- b\n".into()));
+    assert!(err_text(&s).contains("mapping"));
+    s.file = Some(("f.yaml".into(), "server: [\n".into()));
+    assert!(err_text(&s).starts_with("cannot parse config file f.yaml"));
+}
+
+#[test]
+fn example_config_matches_defaults() {
+    // The shipped example lists every key at its default: it must parse, hold no unknown key,
+    // and change nothing.
+    let text = include_str!("../../raccoon.example.yaml");
+    let mut s = sources(&[]);
+    s.file = Some(("raccoon.example.yaml".into(), text.into()));
+    let cfg = Config::build(&s).unwrap();
+    let flat = flatten_yaml("x", text).unwrap();
+    for spec in KEYS {
+        assert!(
+            flat.iter().any(|(k, _)| k == spec.env),
+            "{} is missing from raccoon.example.yaml",
+            spec.env
+        );
+    }
+    let defaults = Config::build(&sources(&[])).unwrap();
+    let values = |c: &Config| {
+        c.effective
+            .iter()
+            .filter(|(k, _, _)| !k.starts_with(KAFKA_CLIENT_PREFIX))
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(&cfg), values(&defaults));
+    assert_eq!(cfg.publisher.kafka, defaults.publisher.kafka);
+}

@@ -1,0 +1,234 @@
+//! The `raccoon` binary: command line, configuration, wiring, signals. Nothing else.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::Signals;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use raccoon::config::{keys::KEYS, Config, ServerConfig, Sources};
+use raccoon::publish::Publishers;
+use raccoon::shard;
+use raccoon::types::ShardMsg;
+
+/// Capacity of each shard's inbox (delivery acks). A full inbox makes the publisher's poll
+/// thread wait, never the shard.
+const INBOX_CAPACITY: usize = 64 * 1024;
+
+/// Raccoon: WebSocket clickstream ingestion into Kafka.
+///
+/// Configuration comes from built-in defaults, then the YAML file (-c), then environment
+/// variables with Raccoon's names (SERVER_WEBSOCKET_PORT, EVENT_ACK, PUBLISHER_KAFKA_CLIENT_*,
+/// ...), then these flags; later sources win. `--print-config` shows the result.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, after_help = "Every key: README.md, section Configuration.")]
+struct Cli {
+    /// Accepted for compatibility with `raccoon server`; there is nothing else to run.
+    #[arg(value_parser = ["server"], hide = true)]
+    command: Option<String>,
+
+    /// YAML configuration file (keys as in raccoon.example.yaml).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Set any key, e.g. `--set EVENT_ACK=1` or `--set publisher.kafka.client.linger_ms=10`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    set: Vec<(String, String)>,
+
+    /// HTTP port (SERVER_WEBSOCKET_PORT); 0 picks a free one.
+    #[arg(long)]
+    port: Option<u16>,
+
+    /// Number of shards (SERVER_SHARDS); 0 means one per CPU.
+    #[arg(long)]
+    shards: Option<usize>,
+
+    /// CPUs for the shards (SERVER_CPU_LIST), e.g. 0-3,6.
+    #[arg(long, value_name = "LIST")]
+    cpu_list: Option<String>,
+
+    /// Kafka bootstrap servers (PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS).
+    #[arg(long, value_name = "HOST:PORT,...")]
+    bootstrap_servers: Option<String>,
+
+    /// 0: ack batches on receipt; 1: ack after Kafka delivery (EVENT_ACK).
+    #[arg(long, value_name = "0|1")]
+    event_ack: Option<String>,
+
+    /// Log level or tracing filter (LOG_LEVEL).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+
+    /// Print the effective configuration, with where each value came from, and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+impl Cli {
+    fn settings(&self) -> Vec<(String, String)> {
+        let mut out = self.set.clone();
+        let flags = [
+            ("SERVER_WEBSOCKET_PORT", self.port.map(|v| v.to_string())),
+            ("SERVER_SHARDS", self.shards.map(|v| v.to_string())),
+            ("SERVER_CPU_LIST", self.cpu_list.clone()),
+            ("PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS", self.bootstrap_servers.clone()),
+            ("EVENT_ACK", self.event_ack.clone()),
+            ("LOG_LEVEL", self.log_level.clone()),
+        ];
+        out.extend(flags.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))));
+        out
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("raccoon: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let file = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            Some((path.display().to_string(), text))
+        }
+        None => None,
+    };
+    let available_cpus = core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|id| id.id).collect())
+        .unwrap_or_default();
+    let sources = Sources {
+        file,
+        env: std::env::vars().collect::<BTreeMap<_, _>>(),
+        cli: cli.settings(),
+        available_cpus,
+    };
+    let config = Config::build(&sources)?;
+    if cli.print_config {
+        print_config(&config);
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_tracing(&config.log_level)?;
+    check_locked_memory(&config.server)?;
+
+    // Signals are blocked from here on for every thread spawned later, and handled below.
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).context("cannot install signal handlers")?;
+
+    let listeners = bind_listeners(&config.server)?;
+    let addr = listeners[0].local_addr().context("cannot read the bound address")?;
+    let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) = (0..listeners.len()).map(|_| async_channel::bounded(INBOX_CAPACITY)).unzip();
+    let (publishers, queues) = Publishers::start(&config, inbox_txs.clone())?;
+    let shards = shard::start(&config, listeners, inbox_rxs, &queues)?;
+    drop(queues);
+    tracing::info!(
+        %addr,
+        shards = shards.len(),
+        cpus = ?config.server.shard_cpus,
+        publishers = config.publisher.threads,
+        ack = ?config.ack_mode,
+        kafka = %config.publisher.kafka.get("bootstrap.servers").map_or("", String::as_str),
+        "raccoon listening on {addr}"
+    );
+
+    let signal = signals.forever().next();
+    tracing::info!(?signal, "shutting down: closing connections, then flushing Kafka");
+    // A second signal during shutdown means "now".
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            eprintln!("raccoon: second signal, exiting immediately");
+            std::process::exit(130);
+        }
+    });
+
+    for inbox in &inbox_txs {
+        let _ = inbox.send_blocking(ShardMsg::Shutdown);
+    }
+    let mut failed = false;
+    for shard in shards {
+        if let Err(error) = shard.join() {
+            tracing::error!(%error, "shard failed");
+            failed = true;
+        }
+    }
+    drop(inbox_txs);
+    publishers.shutdown();
+    handle.close();
+    tracing::info!("stopped");
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn print_config(config: &Config) {
+    for (key, value, source) in &config.effective {
+        println!("{key}={value}    # {source}");
+    }
+    println!("# librdkafka properties in effect:");
+    for (key, value) in &config.publisher.kafka {
+        println!("#   {key}={value}");
+    }
+    let known = KEYS.len();
+    println!("# {known} keys; see README.md for their meaning");
+}
+
+fn init_tracing(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| format!("invalid LOG_LEVEL {level:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+/// glommio refuses to start an executor when RLIMIT_MEMLOCK is under 512 KiB; say so plainly
+/// instead of failing inside a shard.
+fn check_locked_memory(server: &ServerConfig) -> anyhow::Result<()> {
+    const GLOMMIO_FLOOR: u64 = 512 << 10;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit struct into the valid, writable `limit`.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    if rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < GLOMMIO_FLOOR {
+        anyhow::bail!(
+            "locked memory limit (ulimit -l) is {} KiB; glommio needs at least 512 KiB per process (plus SERVER_IO_MEMORY_BYTES={} per shard without CAP_IPC_LOCK). Raise it, e.g. `ulimit -l 8192` or LimitMEMLOCK= in systemd",
+            limit.rlim_cur / 1024,
+            server.io_memory_bytes
+        );
+    }
+    Ok(())
+}
+
+/// Binds one SO_REUSEPORT listener per shard on the same port. Done here, not in the shards, so
+/// that "port in use" is one clear startup error and port 0 means one port for all shards.
+fn bind_listeners(server: &ServerConfig) -> anyhow::Result<Vec<TcpListener>> {
+    let mut addr = SocketAddr::new(server.bind, server.port);
+    let mut listeners = Vec::with_capacity(server.shard_cpus.len());
+    for _ in &server.shard_cpus {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket
+            .bind(&addr.into())
+            .with_context(|| format!("cannot bind SERVER_WEBSOCKET_PORT {addr}"))?;
+        socket.listen(1024)?;
+        let listener: TcpListener = socket.into();
+        addr = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}

@@ -1,0 +1,163 @@
+//! Building `SendEventResponse` replies, the same ones Raccoon sends (spec section 1.6).
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+
+use crate::protocol::pb::{Code, SendEventResponse, Status};
+
+/// The prefix Raccoon puts before a publish failure; kept for clients that match on it.
+pub const PUBLISH_FAILURE_PREFIX: &str = "cannot publish events: ";
+
+/// One reply to a client, before encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// `STATUS_SUCCESS` or `STATUS_ERROR`.
+    pub status: Status,
+    /// What happened.
+    pub code: Code,
+    /// Human-readable reason; empty on success.
+    pub reason: String,
+    /// `Some` on per-batch replies (echoed as `data["req_guid"]`), `None` on connection-level
+    /// rejections, which carry no `data`.
+    pub req_guid: Option<String>,
+}
+
+impl Reply {
+    /// The batch was accepted (`EVENT_ACK=0`) or delivered (`EVENT_ACK=1`).
+    pub fn success(req_guid: String) -> Self {
+        Reply {
+            status: Status::Success,
+            code: Code::Ok,
+            reason: String::new(),
+            req_guid: Some(req_guid),
+        }
+    }
+
+    /// The frame could not be used; nothing was published.
+    pub fn bad_request(req_guid: String, reason: String) -> Self {
+        Reply {
+            status: Status::Error,
+            code: Code::BadRequest,
+            reason,
+            req_guid: Some(req_guid),
+        }
+    }
+
+    /// Kafka did not take (all of) the batch.
+    pub fn publish_failed(req_guid: String, detail: &str) -> Self {
+        Reply {
+            status: Status::Error,
+            code: Code::InternalError,
+            reason: format!("{PUBLISH_FAILURE_PREFIX}{detail}"),
+            req_guid: Some(req_guid),
+        }
+    }
+
+    /// Connection refused after the upgrade because the server is at its connection limit
+    /// (reason text as Raccoon's).
+    pub fn max_connections() -> Self {
+        Reply {
+            status: Status::Error,
+            code: Code::MaxConnectionLimitReached,
+            reason: "max connection reached".to_owned(),
+            req_guid: None,
+        }
+    }
+
+    /// The protobuf encoding, with `sent_time` set to `now_unix_secs`.
+    pub fn encode_proto(&self, now_unix_secs: i64) -> Vec<u8> {
+        let data = match &self.req_guid {
+            Some(guid) => HashMap::from([("req_guid".to_owned(), guid.clone())]),
+            None => HashMap::new(),
+        };
+        SendEventResponse {
+            status: self.status as i32,
+            code: self.code as i32,
+            sent_time: now_unix_secs,
+            reason: self.reason.clone(),
+            data,
+        }
+        .encode_to_vec()
+    }
+}
+
+impl Reply {
+    /// The JSON encoding Raccoon uses (Go `encoding/json` over the generated struct): snake_case
+    /// names, numeric enums, empty fields left out, no trailing newline.
+    pub fn encode_json(&self, now_unix_secs: i64) -> String {
+        let mut out = serde_json::Map::new();
+        out.insert("status".into(), (self.status as i32).into());
+        out.insert("code".into(), (self.code as i32).into());
+        if now_unix_secs != 0 {
+            out.insert("sent_time".into(), now_unix_secs.into());
+        }
+        if !self.reason.is_empty() {
+            out.insert("reason".into(), self.reason.clone().into());
+        }
+        if let Some(guid) = &self.req_guid {
+            out.insert("data".into(), serde_json::json!({ "req_guid": guid }));
+        }
+        serde_json::Value::Object(out).to_string()
+    }
+}
+
+/// Seconds since the Unix epoch, as Raccoon's `time.Now().Unix()`.
+pub fn unix_now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_round_trips_with_req_guid() {
+        let bytes = Reply::success("1234".into()).encode_proto(1_690_000_000);
+        let resp = SendEventResponse::decode(bytes.as_slice()).unwrap();
+        assert_eq!(resp.status(), Status::Success);
+        assert_eq!(resp.code(), Code::Ok);
+        assert_eq!(resp.sent_time, 1_690_000_000);
+        assert_eq!(resp.reason, "");
+        assert_eq!(resp.data.get("req_guid").map(String::as_str), Some("1234"));
+    }
+
+    #[test]
+    fn empty_req_guid_is_still_echoed() {
+        let bytes = Reply::bad_request(String::new(), "x".into()).encode_proto(1);
+        let resp = SendEventResponse::decode(bytes.as_slice()).unwrap();
+        assert_eq!(resp.code(), Code::BadRequest);
+        assert_eq!(resp.data.get("req_guid").map(String::as_str), Some(""));
+    }
+
+    #[test]
+    fn connection_rejection_has_no_data() {
+        let bytes = Reply::max_connections().encode_proto(1);
+        let resp = SendEventResponse::decode(bytes.as_slice()).unwrap();
+        assert_eq!(resp.code(), Code::MaxConnectionLimitReached);
+        assert_eq!(resp.reason, "max connection reached");
+        assert!(resp.data.is_empty());
+    }
+
+    #[test]
+    fn json_shape_is_raccoons() {
+        assert_eq!(
+            Reply::success("1234".into()).encode_json(1_690_000_000),
+            r#"{"status":1,"code":1,"sent_time":1690000000,"data":{"req_guid":"1234"}}"#
+        );
+        assert_eq!(
+            Reply::bad_request(String::new(), "bad".into()).encode_json(7),
+            r#"{"status":2,"code":2,"sent_time":7,"reason":"bad","data":{"req_guid":""}}"#
+        );
+    }
+
+    #[test]
+    fn publish_failure_keeps_raccoons_prefix() {
+        let reply = Reply::publish_failed("g".into(), "1 of 2 events failed");
+        assert_eq!(reply.code, Code::InternalError);
+        assert_eq!(reply.reason, "cannot publish events: 1 of 2 events failed");
+    }
+}

@@ -1,0 +1,143 @@
+//! The delivery path: librdkafka's per-event reports, folded into one outcome per batch and sent
+//! to the shard that owns the batch's connection.
+//!
+//! Runs on: rdkafka's poll thread (delivery callbacks) and the publisher thread (events librdkafka
+//! refused outright). Both may finish a batch, so its counters are atomics; they are touched by
+//! at most these two threads, one batch at a time, so they are uncontended.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+
+use crate::types::{Ack, AckToken, Batch, DeliveryOutcome, ShardMsg};
+
+/// One batch in flight in librdkafka: a clone rides with every one of its events as the
+/// delivery opaque.
+///
+/// Crosses threads (Send + Sync).
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    token: AckToken,
+    req_guid: String,
+    wants_ack: bool,
+    received_at: Instant,
+    total: usize,
+    remaining: AtomicUsize,
+    failed: AtomicUsize,
+    first_error: OnceLock<String>,
+}
+
+impl InFlight {
+    /// Takes over a batch's bookkeeping (its events go to librdkafka separately).
+    pub(crate) fn new(batch: &mut Batch) -> Arc<Self> {
+        Arc::new(InFlight {
+            token: batch.token,
+            req_guid: std::mem::take(&mut batch.req_guid),
+            wants_ack: batch.wants_ack,
+            received_at: batch.received_at,
+            total: batch.events.len(),
+            remaining: AtomicUsize::new(batch.events.len()),
+            failed: AtomicUsize::new(0),
+            first_error: OnceLock::new(),
+        })
+    }
+
+    /// Records one failed event; only the first failure's text is kept (and only it is formatted).
+    pub(crate) fn fail(&self, topic: &str, error: &KafkaError) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.first_error.get_or_init(|| format!("topic {topic}: {error}"));
+    }
+
+    /// Marks one event settled; true for the call that settles the last one.
+    pub(crate) fn settle_one(&self) -> bool {
+        self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    fn outcome(&self) -> DeliveryOutcome {
+        match self.failed.load(Ordering::Acquire) {
+            0 => DeliveryOutcome::Delivered,
+            failed => DeliveryOutcome::Failed(format!(
+                "{failed} of {} events failed; first: {}",
+                self.total,
+                self.first_error.get().map_or("unknown error", String::as_str)
+            )),
+        }
+    }
+}
+
+/// rdkafka context of one publisher: routes finished batches to shard inboxes and forwards
+/// librdkafka's logs to `tracing`.
+///
+/// Crosses threads (Send + Sync).
+pub(crate) struct DeliveryContext {
+    inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
+}
+
+impl DeliveryContext {
+    /// A context that delivers acks to `inboxes[shard]`.
+    pub(crate) fn new(inboxes: Arc<[async_channel::Sender<ShardMsg>]>) -> Self {
+        DeliveryContext { inboxes }
+    }
+
+    /// Called once per batch, by whichever thread settled its last event.
+    pub(crate) fn complete(&self, batch: &InFlight) {
+        let outcome = batch.outcome();
+        if !batch.wants_ack {
+            if let DeliveryOutcome::Failed(detail) = &outcome {
+                // EVENT_ACK=0: the client was already told "success"; this is data loss.
+                tracing::error!(shard = %batch.token.shard, conn = %batch.token.conn, %detail, "events lost after ack on receipt");
+            }
+            return;
+        }
+        let ack = Ack {
+            token: batch.token,
+            req_guid: batch.req_guid.clone(),
+            outcome,
+            received_at: batch.received_at,
+        };
+        let inbox = &self.inboxes[usize::from(batch.token.shard.0)];
+        // Blocking here only slows this poll thread; the shard's inbox router never waits on a
+        // publisher, so this cannot deadlock. A closed inbox means the shard already exited.
+        if inbox.send_blocking(ShardMsg::Ack(ack)).is_err() {
+            tracing::debug!(shard = %batch.token.shard, "ack for a shard that has exited");
+        }
+    }
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility = fac, "{log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility = fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", error = %error, "{reason}");
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Arc<InFlight>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<InFlight>) {
+        if let Err((error, message)) = result {
+            batch.fail(message.topic(), error);
+        }
+        if batch.settle_one() {
+            self.complete(&batch);
+        }
+    }
+}

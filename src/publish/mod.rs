@@ -1,0 +1,110 @@
+//! Publisher threads: each owns one librdkafka producer and one bounded crossbeam queue of
+//! [`Batch`]es. Shards `try_send` into the queues (never blocking); delivery reports travel
+//! back to the owning shard's inbox as [`Ack`](crate::types::Ack)s.
+//!
+//! Threads per publisher: ours (takes batches off the queue, hands each event to librdkafka)
+//! and rdkafka's `ThreadedProducer` poll thread (serves delivery callbacks the moment librdkafka
+//! queues them, so an ack waits for no polling interval), plus librdkafka's internal threads.
+//! None of them is pinned: the shards own their cores.
+
+mod delivery;
+mod producer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, TrySendError};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::ThreadedProducer;
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::types::{Batch, ConnId, ShardId, ShardMsg};
+
+use delivery::DeliveryContext;
+
+/// Why the publishers could not start.
+#[derive(Debug, Error)]
+pub enum PublishError {
+    /// librdkafka refused the configuration (the message names the property).
+    #[error("cannot create Kafka producer: {0}")]
+    Producer(#[from] rdkafka::error::KafkaError),
+    /// The OS refused a thread.
+    #[error("cannot start publisher thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The shards' handle on the publisher queues.
+///
+/// Crosses threads (Send + Clone): every shard holds a clone. When the last clone is dropped
+/// the publisher threads see their queues disconnect, flush and exit.
+#[derive(Clone)]
+pub struct PublishQueues {
+    senders: Arc<[Sender<Batch>]>,
+}
+
+impl PublishQueues {
+    /// Offers a batch to the publisher that serves `(shard, conn)`. Never blocks; a full queue
+    /// hands the batch back, and the shard stops reading from that connection until it fits.
+    pub fn try_send(&self, shard: ShardId, conn: ConnId, batch: Batch) -> Result<(), TrySendError<Batch>> {
+        // A connection always uses the same publisher, so its batches reach librdkafka in order.
+        let index = (conn.0 as usize).wrapping_add(usize::from(shard.0)) % self.senders.len();
+        self.senders[index].try_send(batch)
+    }
+}
+
+/// The running publisher threads.
+///
+/// Lives on: the main thread.
+pub struct Publishers {
+    threads: Vec<JoinHandle<()>>,
+    abandon: Arc<AtomicBool>,
+}
+
+impl Publishers {
+    /// Creates the producers (failing fast on a bad librdkafka property) and starts the threads.
+    /// `inboxes[k]` is shard k's inbox.
+    pub fn start(config: &Config, inboxes: Vec<async_channel::Sender<ShardMsg>>) -> Result<(Publishers, PublishQueues), PublishError> {
+        let mut client = ClientConfig::new();
+        for (key, value) in &config.publisher.kafka {
+            client.set(key, value);
+        }
+        let inboxes: Arc<[_]> = inboxes.into();
+        let abandon = Arc::new(AtomicBool::new(false));
+        let mut senders = Vec::with_capacity(config.publisher.threads);
+        let mut threads = Vec::with_capacity(config.publisher.threads);
+        for index in 0..config.publisher.threads {
+            let context = DeliveryContext::new(Arc::clone(&inboxes));
+            let producer: ThreadedProducer<DeliveryContext> = client.create_with_context(context)?;
+            let (tx, rx) = crossbeam_channel::bounded(config.publisher.queue_capacity);
+            let worker = producer::Worker {
+                index,
+                producer,
+                pattern: config.topic_pattern.clone(),
+                flush_timeout: config.publisher.flush_timeout,
+                abandon: Arc::clone(&abandon),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("raccoon-pub-{index}"))
+                    .spawn(move || worker.run(rx))?,
+            );
+            senders.push(tx);
+        }
+        let queues = PublishQueues { senders: senders.into() };
+        Ok((Publishers { threads, abandon }, queues))
+    }
+
+    /// Waits for every publisher thread to drain its queue, flush and exit. Call after the
+    /// shards (and so every [`PublishQueues`]) are gone. Events still stuck behind a full
+    /// librdkafka queue are failed rather than waited for.
+    pub fn shutdown(self) {
+        self.abandon.store(true, Ordering::Release);
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("a publisher thread panicked");
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Shards: one glommio executor per configured CPU, pinned to it. Each binds its own
+//! `SO_REUSEPORT` listener on the HTTP port (the kernel spreads connections across them), owns
+//! every connection it accepts, decodes frames in place and hands batches to the publisher
+//! queues. Delivery outcomes come back through the shard's inbox.
+//!
+//! A shard never blocks: no blocking locks, sleeps or blocking I/O; full queues turn into
+//! "stop reading this connection" (see `session`).
+
+mod conn;
+mod listener;
+mod session;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::TcpListener as StdTcpListener;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use glommio::{LocalExecutorBuilder, Placement};
+use thiserror::Error;
+use tungstenite::protocol::WebSocketConfig;
+
+use crate::config::Config;
+use crate::publish::PublishQueues;
+use crate::types::{ConnId, ShardId, ShardMsg};
+use session::{Outbound, OutboundTx};
+
+pub use listener::accept_loop;
+
+/// Why a shard could not start.
+#[derive(Debug, Error)]
+pub enum ShardError {
+    /// glommio refused to create the executor (for example too little locked memory).
+    #[error("shard {shard} on CPU {cpu} failed to start: {error}")]
+    Start {
+        /// The shard.
+        shard: ShardId,
+        /// Its CPU.
+        cpu: usize,
+        /// glommio's explanation.
+        error: String,
+    },
+}
+
+/// What a shard hands back when it stops.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardSummary {
+    /// WebSocket connections accepted.
+    pub connections: u64,
+    /// Batches decoded and queued for Kafka.
+    pub batches: u64,
+    /// Events in those batches.
+    pub events: u64,
+    /// Frames refused with `CODE_BAD_REQUEST`.
+    pub bad_frames: u64,
+}
+
+/// A running shard thread.
+pub struct ShardHandle {
+    id: ShardId,
+    join: glommio::ExecutorJoinHandle<ShardSummary>,
+}
+
+impl ShardHandle {
+    /// Waits for the shard to stop.
+    pub fn join(self) -> Result<ShardSummary, ShardError> {
+        self.join.join().map_err(|e| ShardError::Start {
+            shard: self.id,
+            cpu: usize::MAX,
+            error: e.to_string(),
+        })
+    }
+}
+
+/// Per-shard state shared by its tasks.
+///
+/// Lives on: owning shard (!Send).
+pub(crate) struct Shard {
+    pub(crate) id: ShardId,
+    pub(crate) config: Config,
+    pub(crate) queues: PublishQueues,
+    pub(crate) ws_config: WebSocketConfig,
+    conns: RefCell<HashMap<ConnId, ConnEntry>>,
+    next_conn: Cell<u64>,
+    pub(crate) stats: RefCell<ShardSummary>,
+}
+
+/// What the shard's router needs to reach a connection.
+struct ConnEntry {
+    outbound: OutboundTx,
+    reader: Option<glommio::task::JoinHandle<()>>,
+}
+
+impl Shard {
+    fn new(id: ShardId, config: Config, queues: PublishQueues) -> Self {
+        let server = &config.server;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(server.read_buffer_bytes)
+            .write_buffer_size(server.write_buffer_bytes)
+            .max_write_buffer_size(server.write_buffer_bytes.max(1 << 16) * 4)
+            .max_message_size(Some(server.max_frame_bytes))
+            .max_frame_size(Some(server.max_frame_bytes));
+        Shard {
+            id,
+            config,
+            queues,
+            ws_config,
+            conns: RefCell::new(HashMap::new()),
+            next_conn: Cell::new(0),
+            stats: RefCell::new(ShardSummary::default()),
+        }
+    }
+
+    /// Registers a WebSocket connection, or refuses it when the shard is at its limit.
+    pub(crate) fn register(&self, outbound: OutboundTx) -> Option<ConnId> {
+        let mut conns = self.conns.borrow_mut();
+        if conns.len() >= self.config.server.max_conns_per_shard {
+            return None;
+        }
+        let id = ConnId(self.next_conn.get());
+        self.next_conn.set(id.0 + 1);
+        conns.insert(id, ConnEntry { outbound, reader: None });
+        self.stats.borrow_mut().connections += 1;
+        Some(id)
+    }
+
+    pub(crate) fn set_reader(&self, conn: ConnId, reader: glommio::task::JoinHandle<()>) {
+        if let Some(entry) = self.conns.borrow_mut().get_mut(&conn) {
+            entry.reader = Some(reader);
+        }
+    }
+
+    /// Forgets a connection and stops its reader if it is still running.
+    pub(crate) fn unregister(&self, conn: ConnId) {
+        let entry = self.conns.borrow_mut().remove(&conn);
+        if let Some(reader) = entry.and_then(|e| e.reader) {
+            reader.cancel();
+        }
+    }
+
+    fn route(&self, msg: ShardMsg) -> bool {
+        match msg {
+            ShardMsg::Ack(ack) => {
+                match self.conns.borrow().get(&ack.token.conn) {
+                    Some(entry) => {
+                        // Unbounded, but bounded by construction: at most
+                        // SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES replies per connection.
+                        let _ = entry.outbound.try_send(Outbound::Delivery(ack));
+                    }
+                    None => tracing::debug!(shard = %self.id, conn = %ack.token.conn, "ack for a closed connection"),
+                }
+                true
+            }
+            ShardMsg::Shutdown => false,
+        }
+    }
+
+    /// Tells every connection to finish its in-flight batches and close with 1001.
+    fn go_away(&self) {
+        for entry in self.conns.borrow_mut().values_mut() {
+            let _ = entry.outbound.try_send(Outbound::GoingAway);
+            if let Some(reader) = entry.reader.take() {
+                reader.cancel();
+            }
+        }
+    }
+}
+
+/// Reports a shard's startup to `start`: `true` once it accepts, `false` if its executor never
+/// ran the shard (the guard is then dropped unsent, for example when glommio cannot lock memory).
+struct ReadyGuard {
+    id: ShardId,
+    tx: Option<mpsc::Sender<(ShardId, bool)>>,
+}
+
+impl ReadyGuard {
+    fn ready(mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send((self.id, true));
+        }
+    }
+}
+
+impl Drop for ReadyGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send((self.id, false));
+        }
+    }
+}
+
+/// Starts one shard per CPU of `config.server.shard_cpus`, each with its own listener and inbox.
+/// Returns once every shard is accepting, or with the first shard's startup error.
+pub fn start(
+    config: &Config,
+    listeners: Vec<StdTcpListener>,
+    inboxes: Vec<async_channel::Receiver<ShardMsg>>,
+    queues: &PublishQueues,
+) -> Result<Vec<ShardHandle>, ShardError> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut handles = Vec::with_capacity(listeners.len());
+    let cpus = config.server.shard_cpus.iter().copied();
+    for (index, ((listener, inbox), cpu)) in listeners.into_iter().zip(inboxes).zip(cpus).enumerate() {
+        let id = ShardId(u16::try_from(index).expect("invariant: config limits shards to 4096"));
+        let config = config.clone();
+        let queues = queues.clone();
+        let ready = ReadyGuard {
+            id,
+            tx: Some(ready_tx.clone()),
+        };
+        let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("raccoon-shard-{index}"))
+            .io_memory(config.server.io_memory_bytes)
+            .spawn(move || async move {
+                let shard = Rc::new(Shard::new(id, config, queues));
+                run(shard, listener, inbox, ready).await
+            })
+            .map_err(|e| ShardError::Start {
+                shard: id,
+                cpu,
+                error: e.to_string(),
+            })?;
+        handles.push((ShardHandle { id, join }, cpu));
+    }
+    drop(ready_tx);
+    let mut failed = None;
+    for _ in 0..handles.len() {
+        match ready_rx.recv() {
+            Ok((_, true)) => {}
+            Ok((id, false)) => {
+                failed = Some(id);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if let Some(id) = failed {
+        let (handle, cpu) = handles
+            .into_iter()
+            .find(|(h, _)| h.id == id)
+            .expect("invariant: every guard belongs to a started shard");
+        // The executor gave up before running the shard, so its thread is finishing.
+        let error = match handle.join.join() {
+            Err(e) => e.to_string(),
+            Ok(_) => "stopped during startup".to_owned(),
+        };
+        return Err(ShardError::Start { shard: id, cpu, error });
+    }
+    Ok(handles.into_iter().map(|(h, _)| h).collect())
+}
+
+async fn run(
+    shard: Rc<Shard>,
+    listener: StdTcpListener,
+    inbox: async_channel::Receiver<ShardMsg>,
+    ready: ReadyGuard,
+) -> ShardSummary {
+    let listener = listener::adopt(listener);
+    let accepting = {
+        let shard = Rc::clone(&shard);
+        glommio::spawn_local(accept_loop(listener, move |stream| {
+            glommio::spawn_local(conn::serve(Rc::clone(&shard), stream)).detach();
+        }))
+        .detach()
+    };
+    ready.ready();
+    tracing::debug!(shard = %shard.id, "shard accepting");
+
+    while let Ok(msg) = inbox.recv().await {
+        if !shard.route(msg) {
+            break;
+        }
+    }
+
+    // Shutdown: stop accepting, let connections finish their in-flight batches, then stop.
+    accepting.cancel();
+    shard.go_away();
+    let server = &shard.config.server;
+    let deadline = Instant::now() + server.drain_timeout + server.write_wait + Duration::from_secs(1);
+    while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
+        // Keep routing acks while connections drain; wake up regularly to notice they are gone.
+        let next = glommio::timer::timeout(Duration::from_millis(20), async { Ok(inbox.recv().await.ok()) });
+        if let Ok(Some(msg)) = next.await {
+            shard.route(msg);
+        }
+    }
+    let left = shard.conns.borrow().len();
+    if left > 0 {
+        tracing::warn!(shard = %shard.id, connections = left, "connections still open at the drain deadline");
+    }
+    let summary = *shard.stats.borrow();
+    tracing::info!(shard = %shard.id, ?summary, "shard stopped");
+    summary
+}

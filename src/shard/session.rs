@@ -1,0 +1,396 @@
+//! One WebSocket connection: a reader task (frames in, batches out to the publisher queues), a
+//! writer (replies, delivery acks, pings and the closing handshake, strictly one at a time) and a
+//! pinger. Everything the writer sends comes through one local queue, [`Outbound`].
+//!
+//! Hot path (the reader): no allocation per event, no logging above DEBUG per frame.
+//!
+//! Bounds: a connection has at most `SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES` frames awaiting their
+//! reply (a semaphore; the writer returns a permit per reply written). At the limit, or while the
+//! publisher queue is full, the reader stops reading and TCP pushes back on the client.
+//!
+//! Lives on: owning shard (!Send).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
+use bytes::Bytes;
+use crossbeam_channel::TrySendError;
+use futures_lite::StreamExt;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
+use tungstenite::error::CapacityError;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::Role;
+use tungstenite::Message;
+
+use super::conn::Identity;
+use super::Shard;
+use crate::config::AckMode;
+use crate::protocol::batch::decode_batch;
+use crate::protocol::reply::{unix_now_secs, Reply};
+use crate::types::{Ack, AckToken, Batch, ConnId, DeliveryOutcome, Seq};
+
+/// Payload of server pings, as Raccoon sends them.
+const PING_PAYLOAD: &[u8] = b"--ping--";
+/// First and longest wait while a publisher queue is full.
+const QUEUE_FULL_BACKOFF_MIN: Duration = Duration::from_micros(100);
+const QUEUE_FULL_BACKOFF_MAX: Duration = Duration::from_millis(5);
+/// Largest close reason RFC 6455 allows (a control frame holds 125 bytes, 2 are the code).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// The shared sending side of a connection's [`Outbound`] queue (reader, pinger, router).
+pub(crate) type OutboundTx = Rc<LocalSender<Outbound>>;
+
+/// What the writer is asked to do.
+pub(crate) enum Outbound {
+    /// A reply the reader produced (decode error, ack on receipt). Returns one permit.
+    Reply(Reply, Wire),
+    /// A delivery outcome from Kafka (`EVENT_ACK=1`). Returns one permit.
+    Delivery(Ack),
+    /// Time to ping the client.
+    Ping,
+    /// The reader stopped.
+    ReaderDone(ReaderEnd),
+    /// The server is shutting down: finish in-flight batches, close with 1001.
+    GoingAway,
+    /// Stop waiting for in-flight batches and close now.
+    DrainDeadline,
+}
+
+/// How a reply is encoded: it mirrors the frame type of the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// Binary frame, protobuf.
+    Proto,
+    /// Text frame, JSON.
+    Json,
+}
+
+/// Why the reader stopped.
+#[derive(Debug)]
+pub(crate) enum ReaderEnd {
+    /// The client closed the connection (or it dropped).
+    PeerClosed,
+    /// Nothing arrived for `SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS`.
+    Silent,
+    /// The socket failed.
+    Failed(String),
+    /// The client broke the rules; close with this code and reason once in-flight batches
+    /// are answered.
+    Close(CloseCode, String),
+}
+
+impl ReaderEnd {
+    fn from_error(error: tungstenite::Error) -> Self {
+        use tungstenite::Error;
+        match error {
+            Error::ConnectionClosed | Error::AlreadyClosed => ReaderEnd::PeerClosed,
+            Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => ReaderEnd::Close(
+                CloseCode::Size,
+                format!("frame of {size} bytes exceeds max_frame_bytes {max_size}"),
+            ),
+            Error::Capacity(other) => ReaderEnd::Close(CloseCode::Size, other.to_string()),
+            Error::Protocol(p) => ReaderEnd::Close(CloseCode::Protocol, p.to_string()),
+            Error::Utf8(_) => ReaderEnd::Close(CloseCode::Invalid, "text frame is not valid UTF-8".to_owned()),
+            Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => ReaderEnd::Silent,
+            other => ReaderEnd::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Runs a connection from the completed upgrade to its end.
+pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, identity: Identity) {
+    let server = &shard.config.server;
+    // The read timeout is the liveness rule: any frame (pong, ping, data) resets it.
+    let _ = stream.set_read_timeout(Some(server.pong_wait));
+    let mut ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(shard.ws_config)).await;
+    let (out_tx, out_rx) = local_channel::new_unbounded();
+    let out_tx = Rc::new(out_tx);
+    let Some(conn) = shard.register(Rc::clone(&out_tx)) else {
+        tracing::info!(user = %identity.user, "connection refused: shard at its connection limit");
+        let reply = Reply::max_connections().encode_proto(unix_now_secs());
+        if ws.send(Message::Binary(reply.into())).await.is_ok() {
+            let _ = ws.close(Some(close_frame(CloseCode::Policy, "Max connection reached"))).await;
+        }
+        return;
+    };
+    tracing::debug!(%conn, "connection open");
+
+    let (mut sender, receiver) = ws.split();
+    let max_inflight = server.max_inflight_batches as u64;
+    let permits = Rc::new(Semaphore::new(max_inflight));
+    let reader = glommio::spawn_local(read_loop(Rc::clone(&shard), conn, receiver, Rc::clone(&out_tx), Rc::clone(&permits))).detach();
+    shard.set_reader(conn, reader);
+    let pinger = glommio::spawn_local(ping_loop(Rc::clone(&out_tx), server.ping_interval)).detach();
+
+    let writer = Writer {
+        shard: &shard,
+        sender: &mut sender,
+        out_tx,
+        permits: &permits,
+        max_inflight,
+    };
+    writer.run(out_rx).await;
+
+    pinger.cancel();
+    shard.unregister(conn);
+    tracing::debug!(%conn, "connection closed");
+}
+
+async fn ping_loop(out: OutboundTx, interval: Duration) {
+    loop {
+        glommio::timer::sleep(interval).await;
+        if out.try_send(Outbound::Ping).is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_loop(
+    shard: Rc<Shard>,
+    conn: ConnId,
+    mut receiver: WebSocketReceiver<TcpStream>,
+    out: OutboundTx,
+    permits: Rc<Semaphore>,
+) {
+    let end = read_frames(&shard, conn, &mut receiver, &out, &permits).await;
+    let _ = out.try_send(Outbound::ReaderDone(end));
+}
+
+async fn read_frames(
+    shard: &Shard,
+    conn: ConnId,
+    receiver: &mut WebSocketReceiver<TcpStream>,
+    out: &LocalSender<Outbound>,
+    permits: &Semaphore,
+) -> ReaderEnd {
+    let mut next_seq = 0u64;
+    loop {
+        let message = match receiver.next().await {
+            None => return ReaderEnd::PeerClosed,
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return ReaderEnd::from_error(error),
+        };
+        let wire = match message {
+            Message::Binary(_) => Wire::Proto,
+            Message::Text(_) => Wire::Json,
+            // Pings are answered by tungstenite; a Close is answered too, and the next read ends.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => continue,
+        };
+        if permits.acquire(1).await.is_err() {
+            return ReaderEnd::PeerClosed;
+        }
+        let reply = match message {
+            Message::Binary(frame) => handle_batch(shard, conn, &mut next_seq, frame).await,
+            _ => Some(Reply::bad_request(
+                String::new(),
+                "cannot deserialize request: JSON over WebSocket is not supported yet; send a protobuf SendEventRequest in a binary frame".to_owned(),
+            )),
+        };
+        if let Some(reply) = reply {
+            let _ = out.try_send(Outbound::Reply(reply, wire));
+        }
+    }
+}
+
+/// Decodes and queues one batch. Returns the reply to send now, or `None` when the reply will
+/// come from Kafka's delivery report (`EVENT_ACK=1`).
+async fn handle_batch(shard: &Shard, conn: ConnId, next_seq: &mut u64, frame: Bytes) -> Option<Reply> {
+    let decoded = match decode_batch(frame, &shard.config.topic_pattern) {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            shard.stats.borrow_mut().bad_frames += 1;
+            tracing::debug!(%conn, %error, "frame refused");
+            return Some(Reply::bad_request(error.req_guid().to_owned(), error.to_string()));
+        }
+    };
+    if decoded.events.is_empty() {
+        // Nothing to publish: nothing to wait for, in either ack mode.
+        return Some(Reply::success(decoded.req_guid));
+    }
+    let wants_ack = shard.config.ack_mode == AckMode::OnDelivery;
+    let token = AckToken {
+        shard: shard.id,
+        conn,
+        seq: Seq(*next_seq),
+    };
+    *next_seq += 1;
+    {
+        let mut stats = shard.stats.borrow_mut();
+        stats.batches += 1;
+        stats.events += decoded.events.len() as u64;
+    }
+    // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.
+    let (batch_guid, reply_guid) = if wants_ack {
+        (decoded.req_guid, None)
+    } else {
+        (String::new(), Some(decoded.req_guid))
+    };
+    let batch = Batch {
+        token,
+        req_guid: batch_guid,
+        events: decoded.events,
+        wants_ack,
+        received_at: Instant::now(),
+    };
+    match submit(shard, conn, batch).await {
+        Ok(()) => reply_guid.map(Reply::success),
+        Err(batch) => {
+            let guid = reply_guid.unwrap_or(batch.req_guid);
+            Some(Reply::publish_failed(guid, "the publisher has stopped"))
+        }
+    }
+}
+
+/// Queues a batch for its publisher, waiting (without blocking the shard) while the queue is
+/// full. Only a stopped publisher hands the batch back.
+async fn submit(shard: &Shard, conn: ConnId, mut batch: Batch) -> Result<(), Batch> {
+    let mut backoff = QUEUE_FULL_BACKOFF_MIN;
+    loop {
+        match shard.queues.try_send(shard.id, conn, batch) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(returned)) => {
+                batch = returned;
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(QUEUE_FULL_BACKOFF_MAX);
+            }
+            Err(TrySendError::Disconnected(returned)) => return Err(returned),
+        }
+    }
+}
+
+/// The only place that writes to the socket.
+struct Writer<'a> {
+    shard: &'a Shard,
+    sender: &'a mut WebSocketSender<TcpStream>,
+    out_tx: OutboundTx,
+    permits: &'a Semaphore,
+    max_inflight: u64,
+}
+
+impl Writer<'_> {
+    async fn run(mut self, out_rx: LocalReceiver<Outbound>) {
+        // Set once the connection must close: the frame to close with.
+        let mut closing: Option<CloseFrame> = None;
+        let mut force_close = false;
+        while let Some(message) = out_rx.recv().await {
+            let written = match message {
+                Outbound::Reply(reply, wire) => self.reply(&reply, wire).await,
+                Outbound::Delivery(ack) => {
+                    let reply = match ack.outcome {
+                        DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
+                        DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
+                    };
+                    self.reply(&reply, Wire::Proto).await
+                }
+                Outbound::Ping => self.sender.send(Message::Ping(Bytes::from_static(PING_PAYLOAD))).await,
+                Outbound::ReaderDone(ReaderEnd::Close(code, reason)) => {
+                    tracing::debug!(%reason, "closing connection after a protocol violation");
+                    self.begin_close(&mut closing, close_frame(code, &reason));
+                    Ok(())
+                }
+                Outbound::ReaderDone(end) => {
+                    // The client is gone or silent: nothing more can reach it.
+                    match end {
+                        ReaderEnd::Failed(error) => tracing::debug!(%error, "read failed"),
+                        other => tracing::debug!(end = ?other, "reader stopped"),
+                    }
+                    return;
+                }
+                Outbound::GoingAway => {
+                    self.begin_close(&mut closing, close_frame(CloseCode::Away, "server shutting down"));
+                    Ok(())
+                }
+                Outbound::DrainDeadline => {
+                    force_close = true;
+                    Ok(())
+                }
+            };
+            if let Err(error) = written {
+                tracing::debug!(%error, "write failed; dropping connection");
+                return;
+            }
+            if let Some(frame) = &closing {
+                if force_close || self.permits.available() == self.max_inflight {
+                    let _ = self.sender.close(Some(frame.clone())).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn reply(&mut self, reply: &Reply, wire: Wire) -> Result<(), tungstenite::Error> {
+        let now = unix_now_secs();
+        let message = match wire {
+            Wire::Proto => Message::Binary(reply.encode_proto(now).into()),
+            Wire::Json => Message::Text(reply.encode_json(now).into()),
+        };
+        let result = self.sender.send(message).await;
+        self.permits.signal(1);
+        result
+    }
+
+    /// Starts closing: the close frame goes out once every in-flight batch is answered, or
+    /// when the drain deadline passes.
+    fn begin_close(&self, closing: &mut Option<CloseFrame>, frame: CloseFrame) {
+        if closing.is_some() {
+            return;
+        }
+        *closing = Some(frame);
+        let out = Rc::clone(&self.out_tx);
+        let drain = self.shard.config.server.drain_timeout;
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(drain).await;
+            let _ = out.try_send(Outbound::DrainDeadline);
+        })
+        .detach();
+    }
+}
+
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code,
+        reason: reason[..end].to_owned().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        let long = "é".repeat(100);
+        let frame = close_frame(CloseCode::Size, &long);
+        assert!(frame.reason.len() <= MAX_CLOSE_REASON);
+        assert!(frame.reason.len() >= MAX_CLOSE_REASON - 1);
+    }
+
+    #[test]
+    fn oversized_message_maps_to_1009_with_both_sizes() {
+        let end = ReaderEnd::from_error(tungstenite::Error::Capacity(CapacityError::MessageTooLong {
+            size: 9_000_000,
+            max_size: 1_048_576,
+        }));
+        match end {
+            ReaderEnd::Close(code, reason) => {
+                assert_eq!(code, CloseCode::Size);
+                assert_eq!(reason, "frame of 9000000 bytes exceeds max_frame_bytes 1048576");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn read_timeout_means_silent_client() {
+        let end = ReaderEnd::from_error(tungstenite::Error::Io(std::io::ErrorKind::TimedOut.into()));
+        assert!(matches!(end, ReaderEnd::Silent));
+    }
+}
