@@ -105,20 +105,16 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let file = match &cli.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
             Some((path.display().to_string(), text))
         }
         None => None,
     };
-    let available_cpus = core_affinity::get_core_ids()
-        .map(|ids| ids.into_iter().map(|id| id.id).collect())
-        .unwrap_or_default();
-    let sources = Sources {
-        file,
-        env: std::env::vars().collect::<BTreeMap<_, _>>(),
-        cli: cli.settings(),
-        available_cpus,
-    };
+    let available_cpus =
+        core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|id| id.id).collect()).unwrap_or_default();
+    let sources =
+        Sources { file, env: std::env::vars().collect::<BTreeMap<_, _>>(), cli: cli.settings(), available_cpus };
     let config = Config::build(&sources)?;
     if cli.print_config {
         print_config(&config);
@@ -132,7 +128,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     let listeners = bind_listeners(&config.server)?;
     let addr = listeners[0].local_addr().context("cannot read the bound address")?;
-    let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) = (0..listeners.len()).map(|_| async_channel::bounded(INBOX_CAPACITY)).unzip();
+    let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) =
+        (0..listeners.len()).map(|_| async_channel::bounded(INBOX_CAPACITY)).unzip();
     let (publishers, queues) = Publishers::start(&config, inbox_txs.clone())?;
     let shards = shard::start(&config, listeners, inbox_rxs, &queues)?;
     drop(queues);
@@ -187,7 +184,8 @@ fn print_config(config: &Config) {
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| format!("invalid LOG_LEVEL {level:?}"))?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).with_context(|| format!("invalid LOG_LEVEL {level:?}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -222,9 +220,7 @@ fn bind_listeners(server: &ServerConfig) -> anyhow::Result<Vec<TcpListener>> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
-        socket
-            .bind(&addr.into())
-            .with_context(|| format!("cannot bind SERVER_WEBSOCKET_PORT {addr}"))?;
+        socket.bind(&addr.into()).with_context(|| format!("cannot bind SERVER_WEBSOCKET_PORT {addr}"))?;
         socket.listen(1024)?;
         let listener: TcpListener = socket.into();
         addr = listener.local_addr()?;

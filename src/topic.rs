@@ -49,14 +49,8 @@ impl TopicPattern {
     /// Parses a pattern; only the first `%s` is a placeholder, as in Raccoon.
     pub fn parse(pattern: &str) -> Result<Self, TopicError> {
         let parsed = match pattern.split_once("%s") {
-            Some((prefix, suffix)) => TopicPattern {
-                prefix: prefix.to_owned(),
-                suffix: Some(suffix.to_owned()),
-            },
-            None => TopicPattern {
-                prefix: pattern.to_owned(),
-                suffix: None,
-            },
+            Some((prefix, suffix)) => TopicPattern { prefix: prefix.to_owned(), suffix: Some(suffix.to_owned()) },
+            None => TopicPattern { prefix: pattern.to_owned(), suffix: None },
         };
         check_fragment(parsed.prefix.as_bytes())?;
         if let Some(suffix) = &parsed.suffix {
@@ -124,14 +118,8 @@ impl TopicPattern {
 }
 
 fn check_fragment(text: &[u8]) -> Result<(), TopicError> {
-    match text
-        .iter()
-        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
-    {
-        Some(offset) => Err(TopicError::InvalidByte {
-            byte: text[offset],
-            offset,
-        }),
+    match text.iter().position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))) {
+        Some(offset) => Err(TopicError::InvalidByte { byte: text[offset], offset }),
         None => Ok(()),
     }
 }
@@ -172,32 +160,18 @@ mod tests {
     fn only_first_placeholder_counts_and_second_is_rejected() {
         // Raccoon replaces only the first %s; the second stays literally and '%' is not a
         // topic character, so such a pattern is refused at startup.
-        assert_eq!(
-            TopicPattern::parse("a-%s-%s"),
-            Err(TopicError::InvalidByte {
-                byte: b'%',
-                offset: 1
-            })
-        );
+        assert_eq!(TopicPattern::parse("a-%s-%s"), Err(TopicError::InvalidByte { byte: b'%', offset: 1 }));
     }
 
     #[test]
     fn invalid_types_are_rejected_with_position() {
         let pattern = TopicPattern::parse("clickstream-%s-log").unwrap();
-        assert_eq!(
-            pattern.check_type(b"page view"),
-            Err(TopicError::InvalidByte {
-                byte: b' ',
-                offset: 4
-            })
-        );
+        assert_eq!(pattern.check_type(b"page view"), Err(TopicError::InvalidByte { byte: b' ', offset: 4 }));
         assert!(pattern.check_type("é".as_bytes()).is_err());
         let long = vec![b'a'; MAX_TOPIC_LEN];
         assert_eq!(
             pattern.check_type(&long),
-            Err(TopicError::TooLong {
-                len: MAX_TOPIC_LEN + "clickstream--log".len()
-            })
+            Err(TopicError::TooLong { len: MAX_TOPIC_LEN + "clickstream--log".len() })
         );
     }
 

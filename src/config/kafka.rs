@@ -44,21 +44,14 @@ const ALIASES: &[(&str, &str)] = &[
 /// resolving aliases.
 pub fn property_name(env_suffix: &str) -> String {
     let name = env_suffix.to_ascii_lowercase().replace('_', ".");
-    ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == name)
-        .map_or(name, |(_, canonical)| (*canonical).to_owned())
+    ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, canonical)| (*canonical).to_owned())
 }
 
 /// Defaults merged with the given `(ENV_SUFFIX, value)` overrides. An empty override removes
 /// the property (librdkafka's own default applies), as Raccoon skips empty values.
-pub fn client_properties<'a>(
-    overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> BTreeMap<String, String> {
-    let mut props: BTreeMap<String, String> = DEFAULTS
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+pub fn client_properties<'a>(overrides: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+    let mut props: BTreeMap<String, String> =
+        DEFAULTS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     for (suffix, value) in overrides {
         let name = property_name(suffix);
         if value.trim().is_empty() {

@@ -197,10 +197,7 @@ fn is_known(key: &str) -> bool {
 
 /// Flattens a YAML document into `(CANONICAL_KEY, text)` pairs. Lists become comma-separated.
 fn flatten_yaml(path: &str, text: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    let yaml_err = |error: String| ConfigError::Yaml {
-        path: path.to_owned(),
-        error,
-    };
+    let yaml_err = |error: String| ConfigError::Yaml { path: path.to_owned(), error };
     let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_err(e.to_string()))?;
     let mut out = Vec::new();
     match doc {
@@ -222,11 +219,7 @@ fn flatten_value(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String,
                     Value::Bool(b) => b.to_string(),
                     other => return Err(format!("unsupported key {other:?} under {prefix:?}")),
                 };
-                let key = if prefix.is_empty() {
-                    canonical_key(&k)
-                } else {
-                    format!("{prefix}_{}", canonical_key(&k))
-                };
+                let key = if prefix.is_empty() { canonical_key(&k) } else { format!("{prefix}_{}", canonical_key(&k)) };
                 flatten_value(&key, v, out)?;
             }
         }
@@ -237,10 +230,9 @@ fn flatten_value(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String,
             }
             out.push((prefix.to_owned(), parts.join(",")));
         }
-        scalar => out.push((
-            prefix.to_owned(),
-            scalar_text(scalar).ok_or_else(|| format!("{prefix}: unsupported value"))?,
-        )),
+        scalar => {
+            out.push((prefix.to_owned(), scalar_text(scalar).ok_or_else(|| format!("{prefix}: unsupported value"))?))
+        }
     }
     Ok(())
 }
@@ -288,10 +280,7 @@ struct Raw {
 
 impl Raw {
     fn get(&self, key: &str) -> (&str, &Source) {
-        let (value, source) = self
-            .values
-            .get(key)
-            .expect("invariant: every key in KEYS has a default");
+        let (value, source) = self.values.get(key).expect("invariant: every key in KEYS has a default");
         (value.trim(), source)
     }
 
@@ -309,7 +298,12 @@ impl Raw {
         self.get(key).0.to_owned()
     }
 
-    fn int<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(&self, key: &str, min: T, max: T) -> Result<T, ConfigError> {
+    fn int<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+        &self,
+        key: &str,
+        min: T,
+        max: T,
+    ) -> Result<T, ConfigError> {
         let range = || format!("expected a whole number from {min} to {max}");
         match self.get(key).0.parse::<T>() {
             Ok(v) if v >= min && v <= max => Ok(v),
@@ -333,10 +327,8 @@ impl Raw {
 impl Config {
     /// Merges and validates all sources.
     pub fn build(sources: &Sources) -> Result<Config, ConfigError> {
-        let mut values: BTreeMap<String, (String, Source)> = KEYS
-            .iter()
-            .map(|k| (k.env.to_owned(), (k.default.to_owned(), Source::Default)))
-            .collect();
+        let mut values: BTreeMap<String, (String, Source)> =
+            KEYS.iter().map(|k| (k.env.to_owned(), (k.default.to_owned(), Source::Default))).collect();
 
         if let Some((path, text)) = &sources.file {
             for (key, value) in flatten_yaml(path, text)? {
@@ -364,11 +356,10 @@ impl Config {
     }
 
     fn from_raw(raw: &Raw, available_cpus: &[usize]) -> Result<Config, ConfigError> {
-        let bind: IpAddr = raw
-            .get("SERVER_BIND_ADDRESS")
-            .0
-            .parse()
-            .map_err(|_| raw.invalid("SERVER_BIND_ADDRESS", "expected an IP address such as 0.0.0.0 or 127.0.0.1"))?;
+        let bind: IpAddr =
+            raw.get("SERVER_BIND_ADDRESS").0.parse().map_err(|_| {
+                raw.invalid("SERVER_BIND_ADDRESS", "expected an IP address such as 0.0.0.0 or 127.0.0.1")
+            })?;
         let port = raw.int::<u16>("SERVER_WEBSOCKET_PORT", 0, u16::MAX)?;
 
         let shard_cpus = resolve_shard_cpus(raw, available_cpus)?;
@@ -377,7 +368,9 @@ impl Config {
 
         let conn_id_header = raw.text("SERVER_WEBSOCKET_CONN_ID_HEADER");
         if conn_id_header.is_empty() || httparse_token(&conn_id_header).is_err() {
-            return Err(raw.invalid("SERVER_WEBSOCKET_CONN_ID_HEADER", "expected an HTTP header name such as X-User-ID"));
+            return Err(
+                raw.invalid("SERVER_WEBSOCKET_CONN_ID_HEADER", "expected an HTTP header name such as X-User-ID")
+            );
         }
         let group_header = raw.text("SERVER_WEBSOCKET_CONN_GROUP_HEADER");
         if !group_header.is_empty() && httparse_token(&group_header).is_err() {
@@ -430,20 +423,13 @@ impl Config {
 
         match raw.get("PUBLISHER_TYPE").0 {
             "kafka" => {}
-            other => {
-                return Err(raw.invalid(
-                    "PUBLISHER_TYPE",
-                    format!("only kafka is supported; {other:?} is not"),
-                ))
-            }
+            other => return Err(raw.invalid("PUBLISHER_TYPE", format!("only kafka is supported; {other:?} is not"))),
         }
         raw.int::<usize>("WORKER_POOL_SIZE", 1, 1_000_000)?;
         raw.int::<usize>("PUBLISHER_KAFKA_DELIVERY_CHANNEL_SIZE", 1, 1_000_000)?;
 
-        let kafka_pairs = raw
-            .values
-            .iter()
-            .filter_map(|(k, (v, _))| k.strip_prefix(KAFKA_CLIENT_PREFIX).map(|p| (p, v.as_str())));
+        let kafka_pairs =
+            raw.values.iter().filter_map(|(k, (v, _))| k.strip_prefix(KAFKA_CLIENT_PREFIX).map(|p| (p, v.as_str())));
         let kafka = kafka::client_properties(kafka_pairs);
 
         let publisher = PublisherConfig {
@@ -453,29 +439,15 @@ impl Config {
             kafka,
         };
 
-        let effective = raw
-            .values
-            .iter()
-            .map(|(k, (v, s))| (k.clone(), v.clone(), s.clone()))
-            .collect();
+        let effective = raw.values.iter().map(|(k, (v, s))| (k.clone(), v.clone(), s.clone())).collect();
 
-        Ok(Config {
-            server,
-            publisher,
-            ack_mode,
-            topic_pattern,
-            log_level: raw.text("LOG_LEVEL"),
-            effective,
-        })
+        Ok(Config { server, publisher, ack_mode, topic_pattern, log_level: raw.text("LOG_LEVEL"), effective })
     }
 }
 
 fn httparse_token(name: &str) -> Result<(), ()> {
     // RFC 9110 token characters.
-    if name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    {
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
         Ok(())
     } else {
         Err(())
@@ -486,7 +458,9 @@ fn resolve_shard_cpus(raw: &Raw, available: &[usize]) -> Result<Vec<usize>, Conf
     let listed = raw.get("SERVER_CPU_LIST").0;
     let cpus = if listed.is_empty() {
         if available.is_empty() {
-            return Err(raw.invalid("SERVER_CPU_LIST", "the CPUs this process may use could not be determined; list them"));
+            return Err(
+                raw.invalid("SERVER_CPU_LIST", "the CPUs this process may use could not be determined; list them")
+            );
         }
         available.to_vec()
     } else {

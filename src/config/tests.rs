@@ -59,10 +59,7 @@ fn unrelated_env_vars_are_ignored() {
 fn unknown_yaml_key_is_named() {
     let mut s = sources(&[]);
     s.file = Some(("f.yaml".into(), "server:\n  websocket:\n    prot: 1\n".into()));
-    assert_eq!(
-        err_text(&s),
-        "unknown configuration key SERVER_WEBSOCKET_PROT (from file f.yaml)"
-    );
+    assert_eq!(err_text(&s), "unknown configuration key SERVER_WEBSOCKET_PROT (from file f.yaml)");
 }
 
 #[test]
@@ -132,11 +129,7 @@ fn example_config_matches_defaults() {
     let cfg = Config::build(&s).unwrap();
     let flat = flatten_yaml("x", text).unwrap();
     for spec in KEYS {
-        assert!(
-            flat.iter().any(|(k, _)| k == spec.env),
-            "{} is missing from raccoon.example.yaml",
-            spec.env
-        );
+        assert!(flat.iter().any(|(k, _)| k == spec.env), "{} is missing from raccoon.example.yaml", spec.env);
     }
     let defaults = Config::build(&sources(&[])).unwrap();
     let values = |c: &Config| {

@@ -96,22 +96,11 @@ pub fn decode_batch(frame: Bytes, pattern: &TopicPattern) -> Result<DecodedBatch
             .map_err(|_| TypeError::NotUtf8)
             .and_then(|_| pattern.check_type(&event.r#type).map_err(TypeError::from));
         if let Err(source) = checked {
-            return Err(BatchError::InvalidType {
-                req_guid: view.req_guid,
-                index,
-                source,
-            });
+            return Err(BatchError::InvalidType { req_guid: view.req_guid, index, source });
         }
-        events.push(EventRecord {
-            event_type: event.r#type,
-            payload: event.event_bytes,
-        });
+        events.push(EventRecord { event_type: event.r#type, payload: event.event_bytes });
     }
-    Ok(DecodedBatch {
-        req_guid: view.req_guid,
-        sent_time: view.sent_time,
-        events,
-    })
+    Ok(DecodedBatch { req_guid: view.req_guid, sent_time: view.sent_time, events })
 }
 
 #[cfg(test)]
@@ -127,27 +116,19 @@ mod tests {
     fn request(req_guid: &str, events: &[(&str, &[u8])]) -> pb::SendEventRequest {
         pb::SendEventRequest {
             req_guid: req_guid.to_owned(),
-            sent_time: Some(prost_types::Timestamp {
-                seconds: 1_700_000_000,
-                nanos: 5,
-            }),
+            sent_time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 5 }),
             events: events
                 .iter()
-                .map(|(t, b)| pb::Event {
-                    event_bytes: Bytes::copy_from_slice(b),
-                    r#type: (*t).to_owned(),
-                })
+                .map(|(t, b)| pb::Event { event_bytes: Bytes::copy_from_slice(b), r#type: (*t).to_owned() })
                 .collect(),
         }
     }
 
     #[test]
     fn payloads_are_slices_of_the_receive_buffer() {
-        let frame = Bytes::from(
-            request("g-1", &[("page", b"event_1"), ("click", &[0u8, 1, 2, 255])]).encode_to_vec(),
-        );
+        let frame = Bytes::from(request("g-1", &[("page", b"event_1"), ("click", &[0u8, 1, 2, 255])]).encode_to_vec());
         let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
-        let batch = decode_batch(frame.clone(), &pattern()).unwrap();
+        let batch = decode_batch(frame, &pattern()).unwrap();
         assert_eq!(batch.events.len(), 2);
         for event in &batch.events {
             let start = event.payload.as_ptr() as usize;
@@ -194,13 +175,7 @@ mod tests {
         let mut frame = vec![0x1a, event.len() as u8];
         frame.extend_from_slice(&event);
         let err = decode_batch(Bytes::from(frame), &pattern()).unwrap_err();
-        assert!(matches!(
-            err,
-            BatchError::InvalidType {
-                source: TypeError::NotUtf8,
-                ..
-            }
-        ));
+        assert!(matches!(err, BatchError::InvalidType { source: TypeError::NotUtf8, .. }));
     }
 
     proptest! {

@@ -44,9 +44,7 @@ impl HeadError {
     /// The status line to answer with.
     pub fn status(&self) -> Status {
         match self {
-            HeadError::Malformed(httparse::Error::TooManyHeaders) | HeadError::TooLarge => {
-                Status::HEADERS_TOO_LARGE
-            }
+            HeadError::Malformed(httparse::Error::TooManyHeaders) | HeadError::TooLarge => Status::HEADERS_TOO_LARGE,
             HeadError::Malformed(_) => Status::BAD_REQUEST,
         }
     }
@@ -55,10 +53,7 @@ impl HeadError {
 impl RequestHead {
     /// First value of header `name` (case-insensitive), if any.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     /// First value of header `name` as text, if present and UTF-8.
@@ -87,9 +82,7 @@ impl RequestHead {
 
     /// Whether the request announces a body (which this port never reads).
     pub fn has_body(&self) -> bool {
-        let length = self
-            .header_str("Content-Length")
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let length = self.header_str("Content-Length").and_then(|v| v.trim().parse::<u64>().ok());
         length.is_some_and(|n| n > 0) || self.header("Transfer-Encoding").is_some()
     }
 }
@@ -107,11 +100,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError>
                 method: req.method.unwrap_or("").to_owned(),
                 path: path.to_owned(),
                 minor_version: req.version.unwrap_or(1),
-                headers: req
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_owned(), h.value.to_vec()))
-                    .collect(),
+                headers: req.headers.iter().map(|h| (h.name.to_owned(), h.value.to_vec())).collect(),
             };
             Ok(Some((head, len)))
         }
@@ -144,10 +133,7 @@ impl Status {
     /// 426
     pub const UPGRADE_REQUIRED: Status = Status { code: 426, reason: "Upgrade Required" };
     /// 431
-    pub const HEADERS_TOO_LARGE: Status = Status {
-        code: 431,
-        reason: "Request Header Fields Too Large",
-    };
+    pub const HEADERS_TOO_LARGE: Status = Status { code: 431, reason: "Request Header Fields Too Large" };
     /// 501
     pub const NOT_IMPLEMENTED: Status = Status { code: 501, reason: "Not Implemented" };
 }
@@ -176,19 +162,13 @@ pub enum Route {
 /// Decides what a request is. `check_origin` applies the same-origin rule Raccoon's
 /// `SERVER_WEBSOCKET_CHECK_ORIGIN=true` applies: no `Origin`, or `Origin`'s host equal to `Host`.
 pub fn route(head: &RequestHead, check_origin: bool) -> Route {
-    let error = |status, body, extra_header| Route::Error {
-        status,
-        body,
-        extra_header,
-    };
+    let error = |status, body, extra_header| Route::Error { status, body, extra_header };
     match head.path.as_str() {
         PING_PATH if head.method == "GET" || head.method == "HEAD" => Route::Ping,
         PING_PATH => error(Status::METHOD_NOT_ALLOWED, "use GET", Some("Allow: GET, HEAD")),
-        EVENTS_PATH if head.method == "POST" => error(
-            Status::NOT_IMPLEMENTED,
-            "the REST endpoint is not implemented yet; use the WebSocket endpoint",
-            None,
-        ),
+        EVENTS_PATH if head.method == "POST" => {
+            error(Status::NOT_IMPLEMENTED, "the REST endpoint is not implemented yet; use the WebSocket endpoint", None)
+        }
         EVENTS_PATH if head.method != "GET" => {
             error(Status::METHOD_NOT_ALLOWED, "use GET with a WebSocket upgrade", Some("Allow: GET, POST"))
         }
@@ -198,11 +178,7 @@ pub fn route(head: &RequestHead, check_origin: bool) -> Route {
 }
 
 fn upgrade(head: &RequestHead, check_origin: bool) -> Route {
-    let error = |status, body, extra_header| Route::Error {
-        status,
-        body,
-        extra_header,
-    };
+    let error = |status, body, extra_header| Route::Error { status, body, extra_header };
     if !head.header_has_token("Connection", "upgrade") {
         return error(Status::BAD_REQUEST, "websocket: 'Connection' header does not contain 'upgrade'", None);
     }
@@ -226,9 +202,7 @@ fn upgrade(head: &RequestHead, check_origin: bool) -> Route {
     if check_origin && !same_origin(head) {
         return error(Status::FORBIDDEN, "websocket: request origin not allowed", None);
     }
-    Route::Upgrade {
-        accept_key: tungstenite::handshake::derive_accept_key(key),
-    }
+    Route::Upgrade { accept_key: tungstenite::handshake::derive_accept_key(key) }
 }
 
 fn same_origin(head: &RequestHead) -> bool {
@@ -269,11 +243,7 @@ pub fn plain_response(
         out.push_str(extra);
         out.push_str("\r\n");
     }
-    out.push_str(if keep_alive {
-        "Connection: keep-alive\r\n\r\n"
-    } else {
-        "Connection: close\r\n\r\n"
-    });
+    out.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
     if !head_only {
         out.push_str(body);
     }
@@ -307,12 +277,7 @@ mod tests {
     #[test]
     fn valid_upgrade_gets_rfc6455_accept_key() {
         let h = head(&format!("{UPGRADE}\r\n"));
-        assert_eq!(
-            route(&h, true),
-            Route::Upgrade {
-                accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
-            }
-        );
+        assert_eq!(route(&h, true), Route::Upgrade { accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into() });
         assert_eq!(h.header_str("x-user-id"), Some("1234"));
     }
 

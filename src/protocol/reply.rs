@@ -27,22 +27,12 @@ pub struct Reply {
 impl Reply {
     /// The batch was accepted (`EVENT_ACK=0`) or delivered (`EVENT_ACK=1`).
     pub fn success(req_guid: String) -> Self {
-        Reply {
-            status: Status::Success,
-            code: Code::Ok,
-            reason: String::new(),
-            req_guid: Some(req_guid),
-        }
+        Reply { status: Status::Success, code: Code::Ok, reason: String::new(), req_guid: Some(req_guid) }
     }
 
     /// The frame could not be used; nothing was published.
     pub fn bad_request(req_guid: String, reason: String) -> Self {
-        Reply {
-            status: Status::Error,
-            code: Code::BadRequest,
-            reason,
-            req_guid: Some(req_guid),
-        }
+        Reply { status: Status::Error, code: Code::BadRequest, reason, req_guid: Some(req_guid) }
     }
 
     /// Kafka did not take (all of) the batch.
@@ -105,9 +95,7 @@ impl Reply {
 
 /// Seconds since the Unix epoch, as Raccoon's `time.Now().Unix()`.
 pub fn unix_now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
-use crate::types::{Ack, AckToken, Batch, DeliveryOutcome, ShardMsg};
+use crate::types::{Ack, AckToken, Batch, DeliveryOutcome, EventRecord, ShardMsg};
 
 /// One batch in flight in librdkafka: a clone rides with every one of its events as the
 /// delivery opaque.
@@ -34,18 +34,21 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    /// Takes over a batch's bookkeeping (its events go to librdkafka separately).
-    pub(crate) fn new(batch: &mut Batch) -> Arc<Self> {
-        Arc::new(InFlight {
-            token: batch.token,
-            req_guid: std::mem::take(&mut batch.req_guid),
-            wants_ack: batch.wants_ack,
-            received_at: batch.received_at,
-            total: batch.events.len(),
-            remaining: AtomicUsize::new(batch.events.len()),
+    /// Takes over a batch's bookkeeping; its events go to librdkafka separately and are handed
+    /// back to the caller.
+    pub(crate) fn new(batch: Batch) -> (Arc<Self>, Vec<EventRecord>) {
+        let Batch { token, req_guid, events, wants_ack, received_at } = batch;
+        let in_flight = Arc::new(InFlight {
+            token,
+            req_guid,
+            wants_ack,
+            received_at,
+            total: events.len(),
+            remaining: AtomicUsize::new(events.len()),
             failed: AtomicUsize::new(0),
             first_error: OnceLock::new(),
-        })
+        });
+        (in_flight, events)
     }
 
     /// Records one failed event; only the first failure's text is kept (and only it is formatted).
@@ -95,12 +98,7 @@ impl DeliveryContext {
             }
             return;
         }
-        let ack = Ack {
-            token: batch.token,
-            req_guid: batch.req_guid.clone(),
-            outcome,
-            received_at: batch.received_at,
-        };
+        let ack = Ack { token: batch.token, req_guid: batch.req_guid.clone(), outcome, received_at: batch.received_at };
         let inbox = &self.inboxes[usize::from(batch.token.shard.0)];
         // Blocking here only slows this poll thread; the shard's inbox router never waits on a
         // publisher, so this cannot deadlock. A closed inbox means the shard already exited.
@@ -139,5 +137,47 @@ impl ProducerContext for DeliveryContext {
         if batch.settle_one() {
             self.complete(&batch);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{ConnId, Seq, ShardId};
+    use bytes::Bytes;
+
+    fn batch(events: usize) -> Batch {
+        Batch {
+            token: AckToken { shard: ShardId(1), conn: ConnId(2), seq: Seq(3) },
+            req_guid: "guid".into(),
+            events: (0..events)
+                .map(|_| EventRecord { event_type: Bytes::from_static(b"t"), payload: Bytes::from_static(b"p") })
+                .collect(),
+            wants_ack: true,
+            received_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn the_last_settled_event_completes_the_batch() {
+        let (in_flight, events) = InFlight::new(batch(3));
+        assert_eq!(events.len(), 3);
+        assert!(!in_flight.settle_one());
+        assert!(!in_flight.settle_one());
+        assert!(in_flight.settle_one());
+        assert_eq!(in_flight.outcome(), DeliveryOutcome::Delivered);
+        assert_eq!(in_flight.req_guid, "guid");
+    }
+
+    #[test]
+    fn failures_are_counted_and_the_first_is_named() {
+        let (in_flight, _) = InFlight::new(batch(3));
+        let timeout = KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::MessageTimedOut);
+        in_flight.fail("clickstream-a-log", &timeout);
+        in_flight.fail("clickstream-b-log", &timeout);
+        let DeliveryOutcome::Failed(text) = in_flight.outcome() else {
+            panic!("expected a failure");
+        };
+        assert!(text.starts_with("2 of 3 events failed; first: topic clickstream-a-log: "), "{text}");
     }
 }

@@ -65,7 +65,10 @@ pub struct Publishers {
 impl Publishers {
     /// Creates the producers (failing fast on a bad librdkafka property) and starts the threads.
     /// `inboxes[k]` is shard k's inbox.
-    pub fn start(config: &Config, inboxes: Vec<async_channel::Sender<ShardMsg>>) -> Result<(Publishers, PublishQueues), PublishError> {
+    pub fn start(
+        config: &Config,
+        inboxes: Vec<async_channel::Sender<ShardMsg>>,
+    ) -> Result<(Publishers, PublishQueues), PublishError> {
         let mut client = ClientConfig::new();
         for (key, value) in &config.publisher.kafka {
             client.set(key, value);
@@ -85,11 +88,8 @@ impl Publishers {
                 flush_timeout: config.publisher.flush_timeout,
                 abandon: Arc::clone(&abandon),
             };
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("raccoon-pub-{index}"))
-                    .spawn(move || worker.run(rx))?,
-            );
+            threads
+                .push(std::thread::Builder::new().name(format!("raccoon-pub-{index}")).spawn(move || worker.run(rx))?);
             senders.push(tx);
         }
         let queues = PublishQueues { senders: senders.into() };

@@ -50,9 +50,8 @@ impl Worker {
 
     /// Hands every event of `batch` to librdkafka. Hot path: no allocation per event (the
     /// topic is rendered into `topic`, payloads are borrowed; librdkafka copies them).
-    fn publish(&self, mut batch: Batch, topic: &mut String) {
-        let events = std::mem::take(&mut batch.events);
-        let in_flight = InFlight::new(&mut batch);
+    fn publish(&self, batch: Batch, topic: &mut String) {
+        let (in_flight, events) = InFlight::new(batch);
         for event in &events {
             let topic = self.pattern.render_into(&event.event_type, topic);
             let mut record = BaseRecord::<(), [u8], Arc<InFlight>>::with_opaque_to(topic, Arc::clone(&in_flight))

@@ -41,9 +41,8 @@ pub(super) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     Err(error) => {
                         tracing::debug!(?peer, %error, "bad request head");
                         let body = error.to_string();
-                        let _ = stream
-                            .write_all(&http::plain_response(error.status(), &body, None, false, false))
-                            .await;
+                        let _ =
+                            stream.write_all(&http::plain_response(error.status(), &body, None, false, false)).await;
                         return;
                     }
                 }
@@ -59,20 +58,16 @@ pub(super) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         let head_only = head.method == "HEAD";
         let response = match http::route(&head, shard.config.server.check_origin) {
             Route::Ping => http::plain_response(Status::OK, "pong", None, keep_alive, head_only),
-            Route::Error {
-                status,
-                body,
-                extra_header,
-            } => http::plain_response(status, body, extra_header, keep_alive, head_only),
+            Route::Error { status, body, extra_header } => {
+                http::plain_response(status, body, extra_header, keep_alive, head_only)
+            }
             Route::Upgrade { accept_key } => {
                 if stream.write_all(&http::switching_protocols(&accept_key)).await.is_err() {
                     return;
                 }
                 let identity = identity(&shard, &head);
                 let span = tracing::debug_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
-                session::run(shard, stream, std::mem::take(&mut buf), identity)
-                    .instrument(span)
-                    .await;
+                session::run(shard, stream, std::mem::take(&mut buf), identity).instrument(span).await;
                 return;
             }
         };

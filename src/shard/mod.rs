@@ -65,11 +65,7 @@ pub struct ShardHandle {
 impl ShardHandle {
     /// Waits for the shard to stop.
     pub fn join(self) -> Result<ShardSummary, ShardError> {
-        self.join.join().map_err(|e| ShardError::Start {
-            shard: self.id,
-            cpu: usize::MAX,
-            error: e.to_string(),
-        })
+        self.join.join().map_err(|e| ShardError::Start { shard: self.id, cpu: usize::MAX, error: e.to_string() })
     }
 }
 
@@ -205,10 +201,7 @@ pub fn start(
         let id = ShardId(u16::try_from(index).expect("invariant: config limits shards to 4096"));
         let config = config.clone();
         let queues = queues.clone();
-        let ready = ReadyGuard {
-            id,
-            tx: Some(ready_tx.clone()),
-        };
+        let ready = ReadyGuard { id, tx: Some(ready_tx.clone()) };
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("raccoon-shard-{index}"))
             .io_memory(config.server.io_memory_bytes)
@@ -216,11 +209,7 @@ pub fn start(
                 let shard = Rc::new(Shard::new(id, config, queues));
                 run(shard, listener, inbox, ready).await
             })
-            .map_err(|e| ShardError::Start {
-                shard: id,
-                cpu,
-                error: e.to_string(),
-            })?;
+            .map_err(|e| ShardError::Start { shard: id, cpu, error: e.to_string() })?;
         handles.push((ShardHandle { id, join }, cpu));
     }
     drop(ready_tx);
@@ -236,10 +225,8 @@ pub fn start(
         }
     }
     if let Some(id) = failed {
-        let (handle, cpu) = handles
-            .into_iter()
-            .find(|(h, _)| h.id == id)
-            .expect("invariant: every guard belongs to a started shard");
+        let (handle, cpu) =
+            handles.into_iter().find(|(h, _)| h.id == id).expect("invariant: every guard belongs to a started shard");
         // The executor gave up before running the shard, so its thread is finishing.
         let error = match handle.join.join() {
             Err(e) => e.to_string(),

@@ -88,10 +88,9 @@ impl ReaderEnd {
         use tungstenite::Error;
         match error {
             Error::ConnectionClosed | Error::AlreadyClosed => ReaderEnd::PeerClosed,
-            Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => ReaderEnd::Close(
-                CloseCode::Size,
-                format!("frame of {size} bytes exceeds max_frame_bytes {max_size}"),
-            ),
+            Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                ReaderEnd::Close(CloseCode::Size, format!("frame of {size} bytes exceeds max_frame_bytes {max_size}"))
+            }
             Error::Capacity(other) => ReaderEnd::Close(CloseCode::Size, other.to_string()),
             Error::Protocol(p) => ReaderEnd::Close(CloseCode::Protocol, p.to_string()),
             Error::Utf8(_) => ReaderEnd::Close(CloseCode::Invalid, "text frame is not valid UTF-8".to_owned()),
@@ -122,17 +121,13 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
     let (mut sender, receiver) = ws.split();
     let max_inflight = server.max_inflight_batches as u64;
     let permits = Rc::new(Semaphore::new(max_inflight));
-    let reader = glommio::spawn_local(read_loop(Rc::clone(&shard), conn, receiver, Rc::clone(&out_tx), Rc::clone(&permits))).detach();
+    let reader =
+        glommio::spawn_local(read_loop(Rc::clone(&shard), conn, receiver, Rc::clone(&out_tx), Rc::clone(&permits)))
+            .detach();
     shard.set_reader(conn, reader);
     let pinger = glommio::spawn_local(ping_loop(Rc::clone(&out_tx), server.ping_interval)).detach();
 
-    let writer = Writer {
-        shard: &shard,
-        sender: &mut sender,
-        out_tx,
-        permits: &permits,
-        max_inflight,
-    };
+    let writer = Writer { shard: &shard, sender: &mut sender, out_tx, permits: &permits, max_inflight };
     writer.run(out_rx).await;
 
     pinger.cancel();
@@ -212,11 +207,7 @@ async fn handle_batch(shard: &Shard, conn: ConnId, next_seq: &mut u64, frame: By
         return Some(Reply::success(decoded.req_guid));
     }
     let wants_ack = shard.config.ack_mode == AckMode::OnDelivery;
-    let token = AckToken {
-        shard: shard.id,
-        conn,
-        seq: Seq(*next_seq),
-    };
+    let token = AckToken { shard: shard.id, conn, seq: Seq(*next_seq) };
     *next_seq += 1;
     {
         let mut stats = shard.stats.borrow_mut();
@@ -224,18 +215,9 @@ async fn handle_batch(shard: &Shard, conn: ConnId, next_seq: &mut u64, frame: By
         stats.events += decoded.events.len() as u64;
     }
     // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.
-    let (batch_guid, reply_guid) = if wants_ack {
-        (decoded.req_guid, None)
-    } else {
-        (String::new(), Some(decoded.req_guid))
-    };
-    let batch = Batch {
-        token,
-        req_guid: batch_guid,
-        events: decoded.events,
-        wants_ack,
-        received_at: Instant::now(),
-    };
+    let (batch_guid, reply_guid) =
+        if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
+    let batch = Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at: Instant::now() };
     match submit(shard, conn, batch).await {
         Ok(()) => reply_guid.map(Reply::success),
         Err(batch) => {
@@ -355,10 +337,7 @@ fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    CloseFrame {
-        code,
-        reason: reason[..end].to_owned().into(),
-    }
+    CloseFrame { code, reason: reason[..end].to_owned().into() }
 }
 
 #[cfg(test)]

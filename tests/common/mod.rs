@@ -1,0 +1,309 @@
+//! Integration-test harness: a real `raccoon` binary, a real Kafka broker (installed and started
+//! by `scripts/kafka.sh`), real WebSocket clients, and a consumer that reads back what was sent.
+//! Everything targets 127.0.0.1 and every wait is bounded.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use prost::Message as _;
+use raccoon::protocol::pb;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tungstenite::protocol::WebSocket;
+use tungstenite::Message;
+
+/// The shared broker every test uses (started once per test binary).
+pub const KAFKA: &str = "127.0.0.1:9092";
+
+pub fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `scripts/kafka.sh <action>` with extra environment; panics with its output on failure.
+pub fn kafka_script(action: &str, env: &[(&str, &str)]) {
+    let output = Command::new("bash")
+        .arg(project_dir().join("scripts/kafka.sh"))
+        .arg(action)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run scripts/kafka.sh");
+    assert!(
+        output.status.success(),
+        "scripts/kafka.sh {action} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Makes sure the shared broker on 127.0.0.1:9092 is up (installs and starts it if needed).
+pub fn shared_kafka() -> &'static str {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| kafka_script("start", &[]));
+    KAFKA
+}
+
+/// A name no earlier run used, so topics start empty even on a broker that keeps its data.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// A running server process.
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    /// Starts the binary on 127.0.0.1 with a free port and the given extra environment. The
+    /// environment is otherwise cleared, so nothing from the caller's shell leaks in.
+    pub fn start(kafka: &str, env: &[(&str, &str)]) -> TestServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raccoon"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SERVER_BIND_ADDRESS", "127.0.0.1")
+            .env("SERVER_WEBSOCKET_PORT", "0")
+            .env("PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS", kafka)
+            .env("LOG_LEVEL", std::env::var("RACCOON_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn raccoon");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("raccoon listening on ").nth(1) {
+                        let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                        let _ = addr_tx.send(addr);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start:\n{}", log.lock().unwrap().join("\n"));
+        };
+        TestServer { child, addr, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.terminate_async();
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate_async(&self) {
+        signal(&self.child, libc::SIGTERM);
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("server did not exit within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Opens a WebSocket connection to `/api/v1/events`.
+    pub fn connect(&self, headers: &[(&str, &str)]) -> Client {
+        Client::connect(self.addr, headers)
+    }
+
+    /// Sends a raw HTTP request and returns the whole response (the server closes after it).
+    pub fn http(&self, request: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}\n--- end of server log ---", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[allow(unsafe_code)]
+fn signal(child: &Child, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// The longest a test waits for any one reply.
+pub const REPLY_LIMIT: Duration = Duration::from_secs(30);
+
+/// A synchronous WebSocket client with a read timeout.
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut builder = tungstenite::http::Request::builder()
+            .uri(format!("ws://{addr}/api/v1/events"))
+            .header("Host", addr.to_string())
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", tungstenite::handshake::client::generate_key());
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let (ws, _) = tungstenite::client(builder.body(()).unwrap(), stream).expect("websocket handshake");
+        Client { ws }
+    }
+
+    pub fn set_read_timeout(&self, d: Duration) {
+        self.ws.get_ref().set_read_timeout(Some(d)).unwrap();
+    }
+
+    pub fn send_batch(&mut self, req: &pb::SendEventRequest) {
+        self.ws.send(Message::Binary(Bytes::from(req.encode_to_vec()))).unwrap();
+    }
+
+    pub fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).unwrap();
+    }
+
+    /// Next data or close message (pings are answered by tungstenite and skipped). Panics if
+    /// none arrives within [`REPLY_LIMIT`], however many pings the server sends meanwhile.
+    pub fn next(&mut self) -> Message {
+        let deadline = Instant::now() + REPLY_LIMIT;
+        loop {
+            assert!(Instant::now() < deadline, "no message from the server within {REPLY_LIMIT:?}");
+            match self.ws.read().expect("read from server") {
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Next reply, decoded from a binary frame.
+    pub fn reply(&mut self) -> pb::SendEventResponse {
+        match self.next() {
+            Message::Binary(b) => pb::SendEventResponse::decode(b).expect("decode reply"),
+            other => panic!("expected a binary reply, got {other:?}"),
+        }
+    }
+}
+
+/// A batch whose payloads are unique per `(tag, index)` and include non-UTF-8 bytes.
+pub fn batch(req_guid: &str, tag: &str, types: &[&str], events: usize) -> pb::SendEventRequest {
+    pb::SendEventRequest {
+        req_guid: req_guid.to_owned(),
+        sent_time: Some(prost_types::Timestamp { seconds: now_secs(), nanos: 0 }),
+        events: (0..events)
+            .map(|i| {
+                let mut payload = format!("{tag}/{req_guid}/{i}/").into_bytes();
+                payload.extend_from_slice(&[0x00, 0xff, 0x80, (i % 256) as u8]);
+                pb::Event { event_bytes: Bytes::from(payload), r#type: types[i % types.len()].to_owned() }
+            })
+            .collect(),
+    }
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub fn assert_success(reply: &pb::SendEventResponse, req_guid: &str) {
+    assert_eq!(reply.status(), pb::Status::Success, "reply: {reply:?}");
+    assert_eq!(reply.code(), pb::Code::Ok, "reply: {reply:?}");
+    assert_eq!(reply.reason, "");
+    assert_eq!(reply.data.get("req_guid").map(String::as_str), Some(req_guid));
+    assert!((reply.sent_time - now_secs()).abs() < 60, "sent_time {} is not now", reply.sent_time);
+}
+
+/// Reads every record of partition 0 of `topic` from the beginning until `want` records were
+/// seen or `limit` passed. Test topics are auto-created with one partition.
+pub fn consume(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", unique("raccoon-test"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        // Errors (e.g. the topic is not there yet) are retried until the deadline.
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.payload().unwrap_or_default().to_vec());
+        }
+    }
+    // Anything beyond `want` would be a duplicate: give it a moment to show up.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(m.payload().unwrap_or_default().to_vec());
+        }
+    }
+    out
+}
+
+/// The payloads each topic should hold for these batches, given the pattern `prefix-%s-log`.
+pub fn expected_by_topic(prefix: &str, batches: &[pb::SendEventRequest]) -> HashMap<String, Vec<Vec<u8>>> {
+    let mut map: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    for b in batches {
+        for e in &b.events {
+            map.entry(format!("{prefix}-{}-log", e.r#type)).or_default().push(e.event_bytes.to_vec());
+        }
+    }
+    map
+}
+
+/// Consumes each topic and checks it holds exactly the expected payloads (order-insensitive
+/// across batches, no loss, no duplicates).
+pub fn assert_topics_hold(kafka: &str, expected: &HashMap<String, Vec<Vec<u8>>>) {
+    for (topic, want) in expected {
+        let mut got = consume(kafka, topic, want.len(), Duration::from_secs(60));
+        let mut want = want.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), want.len(), "topic {topic}: got {} records, want {}", got.len(), want.len());
+        assert_eq!(got, want, "topic {topic}: payloads differ");
+    }
+}

@@ -1,0 +1,344 @@
+//! End to end: the real server binary with several shards, real WebSocket clients, a real Kafka
+//! broker, and a consumer that reads back exactly what was sent.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use raccoon::protocol::pb;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::Message;
+
+/// Several connections across two shards, several batches in flight per connection, two event
+/// types: every batch gets exactly one reply echoing its req_guid, and every event is in the
+/// topic its type names, byte for byte.
+fn deliver_and_read_back(event_ack: &str) {
+    let kafka = shared_kafka();
+    let prefix = unique(&format!("e2e-ack{event_ack}"));
+    let pattern = format!("{prefix}-%s-log");
+    let server = TestServer::start(
+        kafka,
+        &[
+            ("SERVER_SHARDS", "2"),
+            ("EVENT_ACK", event_ack),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern),
+            ("PUBLISHER_KAFKA_PRODUCER_THREADS", "2"),
+        ],
+    );
+    let mut sent = Vec::new();
+    let mut clients: Vec<Client> = (0..6).map(|i| server.connect(&[("X-User-ID", &format!("user-{i}"))])).collect();
+    for (c, client) in clients.iter_mut().enumerate() {
+        let mut guids = HashSet::new();
+        for b in 0..5 {
+            let guid = format!("c{c}-b{b}");
+            let req = batch(&guid, &prefix, &["page", "click"], 1 + b * 3);
+            client.send_batch(&req);
+            guids.insert(guid);
+            sent.push(req);
+        }
+        // All five are in flight before the first reply is read.
+        let mut replied = HashSet::new();
+        for _ in 0..5 {
+            let reply = client.reply();
+            let guid = reply.data.get("req_guid").cloned().unwrap_or_default();
+            assert_success(&reply, &guid);
+            assert!(guids.contains(&guid), "reply for unknown req_guid {guid:?}");
+            assert!(replied.insert(guid.clone()), "two replies for {guid}");
+        }
+    }
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &sent));
+}
+
+#[test]
+fn ack_on_delivery_reaches_kafka_byte_for_byte() {
+    deliver_and_read_back("1");
+}
+
+#[test]
+fn ack_on_receipt_reaches_kafka_byte_for_byte() {
+    deliver_and_read_back("0");
+}
+
+#[test]
+fn static_pattern_routes_every_type_to_one_topic() {
+    let kafka = shared_kafka();
+    let topic = unique("static");
+    let server = TestServer::start(kafka, &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &topic)]);
+    let mut client = server.connect(&[]);
+    let req = batch("s-1", &topic, &["a", "b", "c"], 6);
+    client.send_batch(&req);
+    assert_success(&client.reply(), "s-1");
+    let mut got = consume(kafka, &topic, 6, Duration::from_secs(60));
+    let mut want: Vec<Vec<u8>> = req.events.iter().map(|e| e.event_bytes.to_vec()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn malformed_frame_gets_bad_request_and_connection_stays_open() {
+    let kafka = shared_kafka();
+    let prefix = unique("malformed");
+    let server = TestServer::start(
+        kafka,
+        &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
+    );
+    let mut client = server.connect(&[("X-User-ID", "1234")]);
+
+    client.send_raw(Message::Binary(Bytes::from_static(&[0x01])));
+    let reply = client.reply();
+    assert_eq!(reply.status(), pb::Status::Error);
+    assert_eq!(reply.code(), pb::Code::BadRequest);
+    assert!(reply.reason.starts_with("cannot deserialize request: "), "{}", reply.reason);
+    assert_eq!(reply.data.get("req_guid").map(String::as_str), Some(""));
+
+    // An event type that cannot name a Kafka topic: refused before anything is published.
+    let mut bad = batch("bad-type", &prefix, &["ok"], 2);
+    bad.events[1].r#type = "page view".into();
+    client.send_batch(&bad);
+    let reply = client.reply();
+    assert_eq!(reply.code(), pb::Code::BadRequest);
+    assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("bad-type"));
+    assert!(reply.reason.contains("index 1"), "{}", reply.reason);
+
+    // Text frames (JSON) are answered in kind.
+    client.send_raw(Message::Text("\"\"".into()));
+    match client.next() {
+        Message::Text(text) => {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["status"], 2);
+            assert_eq!(json["code"], 2);
+            assert_eq!(json["data"]["req_guid"], "");
+        }
+        other => panic!("expected a text reply, got {other:?}"),
+    }
+
+    // Still open and working.
+    let good = batch("good", &prefix, &["ok"], 3);
+    client.send_batch(&good);
+    assert_success(&client.reply(), "good");
+    // Only the good batch's events exist: the refused one published nothing.
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &[good]));
+}
+
+#[test]
+fn empty_batch_is_acknowledged_without_kafka() {
+    // Point at a port where no broker listens: an empty batch needs no Kafka at all.
+    let server = TestServer::start("127.0.0.1:1", &[("EVENT_ACK", "1")]);
+    let mut client = server.connect(&[]);
+    client.send_batch(&pb::SendEventRequest { req_guid: "empty".into(), ..Default::default() });
+    assert_success(&client.reply(), "empty");
+}
+
+#[test]
+fn oversized_frame_is_closed_with_1009_after_in_flight_replies() {
+    let kafka = shared_kafka();
+    let prefix = unique("oversize");
+    let server = TestServer::start(
+        kafka,
+        &[
+            ("EVENT_ACK", "1"),
+            ("SERVER_WEBSOCKET_MAX_FRAME_BYTES", "2048"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+        ],
+    );
+    let mut client = server.connect(&[]);
+    let first = batch("before", &prefix, &["x"], 2);
+    client.send_batch(&first);
+    client.send_raw(Message::Binary(Bytes::from(vec![0u8; 4096])));
+    // The batch sent before the oversized frame is still answered (after Kafka has it) ...
+    assert_success(&client.reply(), "before");
+    // ... then the connection is closed with "message too big", naming both sizes.
+    match client.next() {
+        Message::Close(Some(frame)) => {
+            assert_eq!(frame.code, CloseCode::Size);
+            assert_eq!(frame.reason.as_str(), "frame of 4096 bytes exceeds max_frame_bytes 2048");
+        }
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &[first]));
+}
+
+#[test]
+fn publish_failure_is_reported_with_reason_when_acking_on_delivery() {
+    // No broker on this port: with a short message timeout librdkafka gives up, and the batch
+    // must come back as an error that says why, never as a success.
+    let server =
+        TestServer::start("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "2000")]);
+    let mut client = server.connect(&[]);
+    client.send_batch(&batch("doomed", "nobroker", &["a"], 3));
+    let started = Instant::now();
+    let reply = client.reply();
+    assert!(started.elapsed() >= Duration::from_millis(1500), "replied before the timeout: {reply:?}");
+    assert_eq!(reply.status(), pb::Status::Error);
+    assert_eq!(reply.code(), pb::Code::InternalError);
+    assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("doomed"));
+    assert!(reply.reason.starts_with("cannot publish events: 3 of 3 events failed"), "{}", reply.reason);
+    assert!(reply.reason.contains("clickstream-a-log"), "{}", reply.reason);
+}
+
+#[test]
+fn connection_limit_answers_code_4_then_closes_1008() {
+    let server = TestServer::start(shared_kafka(), &[("SERVER_SHARDS", "1"), ("SERVER_WEBSOCKET_MAX_CONN", "2")]);
+    let _a = server.connect(&[("X-User-ID", "a")]);
+    let _b = server.connect(&[("X-User-ID", "b")]);
+    let mut c = server.connect(&[("X-User-ID", "c")]);
+    let reply = c.reply();
+    assert_eq!(reply.status(), pb::Status::Error);
+    assert_eq!(reply.code(), pb::Code::MaxConnectionLimitReached);
+    assert_eq!(reply.reason, "max connection reached");
+    assert!(reply.data.is_empty());
+    match c.next() {
+        Message::Close(Some(frame)) => {
+            assert_eq!(frame.code, CloseCode::Policy);
+            assert_eq!(frame.reason.as_str(), "Max connection reached");
+        }
+        other => panic!("expected close 1008, got {other:?}"),
+    }
+    // A closed connection frees its slot.
+    drop(_a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut d = server.connect(&[("X-User-ID", "d")]);
+        d.send_batch(&pb::SendEventRequest { req_guid: "probe".into(), ..Default::default() });
+        let reply = d.reply();
+        if reply.code() == pb::Code::Ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn server_pings_and_drops_silent_clients() {
+    let server = TestServer::start(
+        shared_kafka(),
+        &[("SERVER_WEBSOCKET_PING_INTERVAL_MS", "200"), ("SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS", "1000")],
+    );
+    // A reading client sees pings with Raccoon's payload, answers them and stays connected.
+    let mut live = server.connect(&[("X-User-ID", "live")]);
+    live.set_read_timeout(Duration::from_secs(5));
+    let mut pings = 0;
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < deadline {
+        if let Message::Ping(payload) = live.ws.read().unwrap() {
+            assert_eq!(&payload[..], b"--ping--");
+            pings += 1;
+        }
+    }
+    assert!(pings >= 5, "only {pings} pings in 2.5 s at a 200 ms interval");
+    live.send_batch(&pb::SendEventRequest { req_guid: "alive".into(), ..Default::default() });
+    assert_success(&live.reply(), "alive");
+
+    // A client that never reads never answers pings: dropped after the pong wait.
+    let mut silent = server.connect(&[("X-User-ID", "silent")]);
+    std::thread::sleep(Duration::from_millis(2000));
+    silent.set_read_timeout(Duration::from_secs(5));
+    let mut closed = false;
+    for _ in 0..100 {
+        match silent.ws.read() {
+            Ok(Message::Ping(_)) => continue,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "silent client was not dropped");
+}
+
+#[test]
+fn http_port_answers_ping_and_errors() {
+    let server = TestServer::start(shared_kafka(), &[]);
+    let pong = server.http("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(pong.starts_with("HTTP/1.1 200 OK\r\n"), "{pong}");
+    assert!(pong.ends_with("\r\n\r\npong"), "{pong}");
+    let missing = server.http("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+    let put = server.http("PUT /api/v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(put.starts_with("HTTP/1.1 405 "), "{put}");
+    let not_ws = server.http("GET /api/v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(not_ws.starts_with("HTTP/1.1 400 "), "{not_ws}");
+    let garbage = server.http("\x16\x03\x01garbage\r\n\r\n");
+    assert!(garbage.starts_with("HTTP/1.1 400 "), "{garbage}");
+    // Keep-alive: two pings on one connection.
+    let two =
+        server.http("GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(two.matches("pong").count(), 2, "{two}");
+}
+
+#[test]
+fn shutdown_answers_in_flight_batches_then_closes_1001() {
+    let kafka = shared_kafka();
+    let prefix = unique("shutdown");
+    let mut server = TestServer::start(
+        kafka,
+        &[
+            ("EVENT_ACK", "1"),
+            ("SERVER_SHARDS", "2"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+            // librdkafka holds every event for 2 s, so all ten batches are read by the server and
+            // still unacknowledged when the signal arrives.
+            ("PUBLISHER_KAFKA_CLIENT_LINGER_MS", "2000"),
+        ],
+    );
+    let mut client = server.connect(&[]);
+    let batches: Vec<_> = (0..10).map(|i| batch(&format!("sd-{i}"), &prefix, &["x", "y"], 20)).collect();
+    for b in &batches {
+        client.send_batch(b);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = {
+        // Terminate while the batches are in flight; the server must answer them all first.
+        server.terminate_async();
+        let mut answered = HashSet::new();
+        loop {
+            match client.next() {
+                Message::Binary(b) => {
+                    let reply = <pb::SendEventResponse as prost::Message>::decode(b).unwrap();
+                    let guid = reply.data["req_guid"].clone();
+                    assert_success(&reply, &guid);
+                    answered.insert(guid);
+                }
+                Message::Close(Some(frame)) => {
+                    assert_eq!(frame.code, CloseCode::Away);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(answered.len(), 10, "every in-flight batch is answered before the close");
+        server.wait(Duration::from_secs(30))
+    };
+    assert!(status.success(), "exit status {status:?}\n{}", server.log());
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &batches));
+}
+
+#[test]
+fn bad_configuration_fails_at_startup_naming_the_key() {
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_raccoon")).env_clear().env("EVENT_ACK", "2").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("EVENT_ACK"), "{stderr}");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_raccoon"))
+        .env_clear()
+        .env("SERVER_BIND_ADDRESS", "127.0.0.1")
+        .env("SERVER_WEBSOCKET_PORT", "0")
+        .env("PUBLISHER_KAFKA_CLIENT_NO_SUCH_PROPERTY", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no.such.property"), "{stderr}");
+
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_raccoon")).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--config"));
+}
