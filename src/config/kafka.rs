@@ -103,3 +103,13 @@ mod tests {
         assert_eq!(props["debug"], "broker,msg");
     }
 }
+
+/// [`DEFAULTS`] as a Markdown table for README.md (kept identical by a test).
+pub fn markdown_defaults() -> String {
+    let mut out = String::from("| librdkafka property | Environment variable | Default |\n|---|---|---|\n");
+    for (property, value) in DEFAULTS {
+        let env = format!("{}{}", super::keys::KAFKA_CLIENT_PREFIX, property.replace('.', "_").to_ascii_uppercase());
+        out.push_str(&format!("| `{property}` | `{env}` | `{value}` |\n"));
+    }
+    out
+}

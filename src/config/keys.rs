@@ -102,3 +102,19 @@ keys! {
 pub fn spec(env: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|k| k.env == env)
 }
+
+/// The configuration reference as a Markdown table, one row per key, as README.md carries it
+/// between the `config-reference` markers (a test keeps the two identical).
+pub fn markdown_reference() -> String {
+    let mut out = String::from("| Key | Default | Origin | Meaning |\n|---|---|---|---|\n");
+    for key in KEYS {
+        let default = if key.default.is_empty() { "(empty)".to_owned() } else { format!("`{}`", key.default) };
+        let origin = match key.origin {
+            Origin::Raccoon => "Raccoon",
+            Origin::RaccoonChanged => "Raccoon, changed",
+            Origin::New => "new",
+        };
+        out.push_str(&format!("| `{}` | {default} | {origin} | {} |\n", key.env, key.doc.replace('|', "\\|")));
+    }
+    out
+}

@@ -142,3 +142,27 @@ fn example_config_matches_defaults() {
     assert_eq!(values(&cfg), values(&defaults));
     assert_eq!(cfg.publisher.kafka, defaults.publisher.kafka);
 }
+
+/// The text of README.md between `<!-- NAME:start -->` and `<!-- NAME:end -->`.
+fn readme_section(name: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = format!("<!-- {name}:start -->\n");
+    let end = format!("<!-- {name}:end -->");
+    let from = readme.find(&start).unwrap_or_else(|| panic!("README.md has no {start:?} marker")) + start.len();
+    let to = readme[from..].find(&end).unwrap_or_else(|| panic!("README.md has no {end:?} marker")) + from;
+    readme[from..to].to_owned()
+}
+
+#[test]
+fn readme_lists_every_key_as_the_code_defines_it() {
+    let want = keys::markdown_reference();
+    assert!(
+        readme_section("config-reference") == want,
+        "README.md's configuration table is out of date; replace it with:\n{want}"
+    );
+    let want = kafka::markdown_defaults();
+    assert!(
+        readme_section("kafka-defaults") == want,
+        "README.md's librdkafka defaults table is out of date; replace it with:\n{want}"
+    );
+}

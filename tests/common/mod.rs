@@ -218,6 +218,30 @@ impl Client {
         }
     }
 
+    /// The next data or close message if one arrives within `limit`, else `None`.
+    pub fn next_within(&mut self, limit: Duration) -> Option<Message> {
+        let deadline = Instant::now() + limit;
+        let result = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break None;
+            }
+            self.set_read_timeout(left);
+            match self.ws.read() {
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(other) => break Some(other),
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    break None
+                }
+                Err(e) => panic!("read from server: {e}"),
+            }
+        };
+        self.set_read_timeout(REPLY_LIMIT);
+        result
+    }
+
     /// Next reply, decoded from a binary frame.
     pub fn reply(&mut self) -> pb::SendEventResponse {
         match self.next() {

@@ -1,0 +1,85 @@
+//! A broker outage with `EVENT_ACK=1`: a batch sent while Kafka is down is not acknowledged
+//! until Kafka has it, and nothing acknowledged is lost.
+//!
+//! This test stops and restarts a broker, so it runs its own on other ports instead of the
+//! shared one the other test binaries use.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// A private broker on 127.0.0.1:19092, stopped (and its data removed) when dropped, also when
+/// the test fails.
+struct PrivateBroker {
+    env: Vec<(String, String)>,
+    data_dir: String,
+}
+
+impl PrivateBroker {
+    const ADDR: &'static str = "127.0.0.1:19092";
+
+    fn new() -> PrivateBroker {
+        let data_dir = format!("/tmp/raccoon-kafka-outage-{}", std::process::id());
+        let env = vec![
+            ("KAFKA_PORT".to_owned(), "19092".to_owned()),
+            ("KAFKA_CONTROLLER_PORT".to_owned(), "19093".to_owned()),
+            ("KAFKA_DATA_DIR".to_owned(), data_dir.clone()),
+        ];
+        PrivateBroker { env, data_dir }
+    }
+
+    fn run(&self, action: &str) {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        kafka_script(action, &env);
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let _ = std::process::Command::new("bash")
+            .arg(project_dir().join("scripts/kafka.sh"))
+            .arg("stop")
+            .envs(env)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+#[test]
+fn batch_sent_during_outage_is_acked_only_after_the_broker_returns() {
+    let broker = PrivateBroker::new();
+    broker.run("start");
+    let prefix = unique("outage");
+    let server = TestServer::start(
+        PrivateBroker::ADDR,
+        &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
+    );
+    let mut client = server.connect(&[("X-User-ID", "outage")]);
+
+    let before = batch("before", &prefix, &["a", "b"], 4);
+    client.send_batch(&before);
+    assert_success(&client.reply(), "before");
+
+    broker.run("stop");
+    let during = batch("during", &prefix, &["a", "b"], 4);
+    client.send_batch(&during);
+    // librdkafka keeps the events queued (message.timeout.ms is 300 s by default), so the batch
+    // stays unanswered: no success may be claimed for events Kafka does not have.
+    if let Some(message) = client.next_within(Duration::from_secs(5)) {
+        panic!("a batch was answered while the broker was down: {message:?}\n{}", server.log());
+    }
+
+    broker.run("start");
+    let reply = client.reply();
+    assert_success(&reply, "during");
+
+    // And the connection carries on as before.
+    let after = batch("after", &prefix, &["a"], 2);
+    client.send_batch(&after);
+    assert_success(&client.reply(), "after");
+
+    assert_topics_hold(PrivateBroker::ADDR, &expected_by_topic(&prefix, &[before, during, after]));
+}
