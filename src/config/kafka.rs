@@ -63,6 +63,16 @@ pub fn client_properties<'a>(overrides: impl IntoIterator<Item = (&'a str, &'a s
     props
 }
 
+/// [`DEFAULTS`] as a Markdown table for README.md (kept identical by a test).
+pub fn markdown_defaults() -> String {
+    let mut out = String::from("| librdkafka property | Environment variable | Default |\n|---|---|---|\n");
+    for (property, value) in DEFAULTS {
+        let env = format!("{}{}", super::keys::KAFKA_CLIENT_PREFIX, property.replace('.', "_").to_ascii_uppercase());
+        out.push_str(&format!("| `{property}` | `{env}` | `{value}` |\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,14 +112,4 @@ mod tests {
         let props = client_properties([("DEBUG", "broker,msg")]);
         assert_eq!(props["debug"], "broker,msg");
     }
-}
-
-/// [`DEFAULTS`] as a Markdown table for README.md (kept identical by a test).
-pub fn markdown_defaults() -> String {
-    let mut out = String::from("| librdkafka property | Environment variable | Default |\n|---|---|---|\n");
-    for (property, value) in DEFAULTS {
-        let env = format!("{}{}", super::keys::KAFKA_CLIENT_PREFIX, property.replace('.', "_").to_ascii_uppercase());
-        out.push_str(&format!("| `{property}` | `{env}` | `{value}` |\n"));
-    }
-    out
 }
