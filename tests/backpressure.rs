@@ -1,0 +1,127 @@
+//! Backpressure: when a connection has too many unanswered batches, or its publisher queue is
+//! full, the server stops reading that socket. The proof is in the kernel: the bytes the client
+//! sent pile up unread in the socket queues (`/proc/net/tcp`), and drain once Kafka catches up. Every batch is still answered and every event lands in Kafka.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use raccoon::protocol::pb;
+
+/// Bytes the client has sent that the server has not read: the server socket's receive queue
+/// plus the client socket's send queue (what the server's receive window did not admit yet),
+/// from `/proc/net/tcp` (IPv4; ports are the 4 hex digits after the colon).
+fn unread_bytes(server: SocketAddr, client: SocketAddr) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let port_of = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16).unwrap();
+    let (mut server_rx, mut client_tx) = (None, None);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (tx, rx) = fields[4].split_once(':').unwrap();
+        let (local, remote) = (port_of(fields[1]), port_of(fields[2]));
+        if local == server.port() && remote == client.port() {
+            server_rx = Some(u64::from_str_radix(rx, 16).unwrap());
+        } else if local == client.port() && remote == server.port() {
+            client_tx = Some(u64::from_str_radix(tx, 16).unwrap());
+        }
+    }
+    match (server_rx, client_tx) {
+        (Some(rx), Some(tx)) => rx + tx,
+        _ => panic!("connection {client} -> {server} not found in /proc/net/tcp"),
+    }
+}
+
+/// `count` batches of `events` events with `payload_bytes`-byte payloads (unique per event).
+fn big_batches(prefix: &str, count: usize, events: usize, payload_bytes: usize) -> Vec<pb::SendEventRequest> {
+    (0..count)
+        .map(|i| {
+            let mut b = batch(&format!("bp-{i}"), prefix, &["bulk"], events);
+            for event in &mut b.events {
+                let mut payload = event.event_bytes.to_vec();
+                payload.resize(payload_bytes, b'x');
+                event.event_bytes = Bytes::from(payload);
+            }
+            b
+        })
+        .collect()
+}
+
+/// Sends every batch, checks the server left a good part of them unread in the kernel, then
+/// collects one success per batch and reads everything back from Kafka.
+fn assert_backpressure(server: &TestServer, prefix: &str, batches: &[pb::SendEventRequest], min_unread: u64) {
+    let kafka = shared_kafka();
+    let mut client = server.connect(&[("X-User-ID", "bp")]);
+    // Bounded: if the server stopped reading for good, the test fails instead of hanging.
+    client.ws.get_ref().set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    let client_addr = client.ws.get_ref().local_addr().unwrap();
+    for b in batches {
+        client.send_batch(b);
+    }
+
+    // Give the server time to read whatever it is willing to read.
+    std::thread::sleep(Duration::from_millis(300));
+    let unread = unread_bytes(server.addr, client_addr);
+    assert!(unread >= min_unread, "the server read on: only {unread} bytes are left unread (want >= {min_unread})");
+
+    let started = Instant::now();
+    let mut answered = Vec::new();
+    for _ in batches {
+        let reply = client.reply();
+        assert_eq!(reply.status(), pb::Status::Success, "{reply:?}");
+        answered.push(reply.data["req_guid"].clone());
+    }
+    answered.sort();
+    let mut want: Vec<String> = batches.iter().map(|b| b.req_guid.clone()).collect();
+    want.sort();
+    assert_eq!(answered, want);
+    assert_eq!(unread_bytes(server.addr, client_addr), 0, "everything was read in the end");
+    eprintln!("all {} batches answered {:?} after the check", batches.len(), started.elapsed());
+    assert_topics_hold(kafka, &expected_by_topic(prefix, batches));
+}
+
+#[test]
+fn inflight_limit_stops_reading_the_connection() {
+    let kafka = shared_kafka();
+    let prefix = unique("bp-inflight");
+    // One unanswered batch per connection, and librdkafka holds each for 800 ms: the server reads
+    // batch 1 (in flight) and batch 2 (waiting for the permit), and leaves the rest in the kernel.
+    let server = TestServer::start(
+        kafka,
+        &[
+            ("EVENT_ACK", "1"),
+            ("SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES", "1"),
+            ("PUBLISHER_KAFKA_CLIENT_LINGER_MS", "800"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+        ],
+    );
+    // 6 batches of 32 KiB; at least two of them must still be unread.
+    let batches = big_batches(&prefix, 6, 4, 8 << 10);
+    assert_backpressure(&server, &prefix, &batches, 64 << 10);
+}
+
+#[test]
+fn full_publisher_queue_stops_reading_the_connection() {
+    let kafka = shared_kafka();
+    let prefix = unique("bp-queue");
+    // Acks on receipt, so the in-flight limit plays no part. librdkafka takes 4 events at a time
+    // and holds them 800 ms; the publisher queue holds one batch. Batch 1 is in librdkafka,
+    // batch 2 in the publisher's hands, batch 3 in the queue, batch 4 with the reader, which
+    // waits for room and reads nothing more.
+    let server = TestServer::start(
+        kafka,
+        &[
+            ("EVENT_ACK", "0"),
+            ("WORKER_BUFFER_CHANNEL_SIZE", "1"),
+            ("PUBLISHER_KAFKA_PRODUCER_THREADS", "1"),
+            ("PUBLISHER_KAFKA_CLIENT_QUEUE_BUFFERING_MAX_MESSAGES", "4"),
+            ("PUBLISHER_KAFKA_CLIENT_LINGER_MS", "800"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+        ],
+    );
+    // 8 batches of 32 KiB; at least two of them must still be unread.
+    let batches = big_batches(&prefix, 8, 4, 8 << 10);
+    assert_backpressure(&server, &prefix, &batches, 64 << 10);
+}
