@@ -125,3 +125,60 @@ fn full_publisher_queue_stops_reading_the_connection() {
     let batches = big_batches(&prefix, 8, 4, 8 << 10);
     assert_backpressure(&server, &prefix, &batches, 64 << 10);
 }
+
+#[test]
+fn shutdown_while_the_publisher_queue_is_full_loses_nothing_acknowledged() {
+    let kafka = shared_kafka();
+    let prefix = unique("bp-shutdown");
+    // As above, and a drain timeout far longer than the test allows: the close must not wait for
+    // the batch that was read but never queued.
+    let mut server = TestServer::start(
+        kafka,
+        &[
+            ("EVENT_ACK", "0"),
+            ("WORKER_BUFFER_CHANNEL_SIZE", "1"),
+            ("PUBLISHER_KAFKA_PRODUCER_THREADS", "1"),
+            ("PUBLISHER_KAFKA_CLIENT_QUEUE_BUFFERING_MAX_MESSAGES", "4"),
+            ("PUBLISHER_KAFKA_CLIENT_LINGER_MS", "800"),
+            ("WORKER_BUFFER_FLUSH_TIMEOUT_MS", "60000"),
+            ("PUBLISHER_KAFKA_FLUSH_INTERVAL_MS", "10000"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+        ],
+    );
+    let batches = big_batches(&prefix, 8, 4, 8 << 10);
+    let mut client = server.connect(&[("X-User-ID", "bp")]);
+    client.ws.get_ref().set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    for b in &batches {
+        client.send_batch(b);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    server.terminate_async();
+    let signalled = Instant::now();
+    let mut acknowledged = Vec::new();
+    loop {
+        match client.next() {
+            tungstenite::Message::Binary(frame) => {
+                let reply = <pb::SendEventResponse as prost::Message>::decode(frame).unwrap();
+                assert_eq!(reply.status(), pb::Status::Success, "{reply:?}");
+                acknowledged.push(reply.data["req_guid"].clone());
+            }
+            tungstenite::Message::Close(Some(frame)) => {
+                assert_eq!(frame.code, tungstenite::protocol::frame::coding::CloseCode::Away);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let closed_after = signalled.elapsed();
+    assert!(closed_after < Duration::from_secs(10), "the close took {closed_after:?}");
+    // The reader was stuck on a full queue, so some batches were never read, hence never answered.
+    assert!(acknowledged.len() < batches.len(), "all {} batches were answered", acknowledged.len());
+    let status = server.wait(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status:?}\n{}", server.log());
+    assert!(!server.log().contains("lost"), "the server reported lost events:\n{}", server.log());
+
+    // Every acknowledged batch is in Kafka, byte for byte; nothing else is.
+    let answered: Vec<_> = batches.iter().filter(|b| acknowledged.contains(&b.req_guid)).cloned().collect();
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &answered));
+}

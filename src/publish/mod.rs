@@ -13,6 +13,7 @@ mod producer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use rdkafka::config::ClientConfig;
@@ -60,6 +61,7 @@ impl PublishQueues {
 pub struct Publishers {
     threads: Vec<JoinHandle<()>>,
     abandon: Arc<AtomicBool>,
+    flush_timeout: Duration,
 }
 
 impl Publishers {
@@ -93,13 +95,21 @@ impl Publishers {
             senders.push(tx);
         }
         let queues = PublishQueues { senders: senders.into() };
-        Ok((Publishers { threads, abandon }, queues))
+        Ok((Publishers { threads, abandon, flush_timeout: config.publisher.flush_timeout }, queues))
     }
 
     /// Waits for every publisher thread to drain its queue, flush and exit. Call after the
-    /// shards (and so every [`PublishQueues`]) are gone. Events still stuck behind a full
-    /// librdkafka queue are failed rather than waited for.
+    /// shards (and so every [`PublishQueues`]) are gone.
+    ///
+    /// Batches still queued were already answered with `EVENT_ACK=0`, so the threads get
+    /// `PUBLISHER_KAFKA_FLUSH_INTERVAL_MS` to hand them to librdkafka even if its queue is full
+    /// (a slow broker); after that, events still waiting for room are failed (and logged as lost)
+    /// instead of waited for, and each thread's final flush gets the same time again.
     pub fn shutdown(self) {
+        let deadline = Instant::now() + self.flush_timeout;
+        while Instant::now() < deadline && !self.threads.iter().all(JoinHandle::is_finished) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         self.abandon.store(true, Ordering::Release);
         for thread in self.threads {
             if thread.join().is_err() {

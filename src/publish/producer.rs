@@ -25,7 +25,8 @@ pub(super) struct Worker {
     pub(super) producer: ThreadedProducer<DeliveryContext>,
     pub(super) pattern: TopicPattern,
     pub(super) flush_timeout: Duration,
-    /// Set at shutdown once the shards are gone: stop waiting on a full librdkafka queue.
+    /// Set at shutdown, `PUBLISHER_KAFKA_FLUSH_INTERVAL_MS` after the shards are gone: stop
+    /// waiting on a full librdkafka queue.
     pub(super) abandon: Arc<AtomicBool>,
 }
 

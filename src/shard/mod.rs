@@ -277,6 +277,13 @@ async fn run(
         tracing::warn!(shard = %shard.id, connections = left, "connections still open at the drain deadline");
     }
     let summary = *shard.stats.borrow();
-    tracing::info!(shard = %shard.id, ?summary, "shard stopped");
+    tracing::info!(
+        shard = %shard.id,
+        connections = summary.connections,
+        batches = summary.batches,
+        events = summary.events,
+        bad_frames = summary.bad_frames,
+        "shard stopped"
+    );
     summary
 }

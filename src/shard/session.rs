@@ -58,6 +58,8 @@ pub(crate) enum Outbound {
     GoingAway,
     /// Stop waiting for in-flight batches and close now.
     DrainDeadline,
+    /// Made up by the closing writer itself: no batch is in flight any more.
+    Drained,
 }
 
 /// How a reply is encoded: it mirrors the frame type of the request.
@@ -175,9 +177,9 @@ async fn read_frames(
             // Pings are answered by tungstenite; a Close is answered too, and the next read ends.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => continue,
         };
-        if permits.acquire(1).await.is_err() {
+        let Ok(permit) = permits.acquire_permit(1).await else {
             return ReaderEnd::PeerClosed;
-        }
+        };
         let reply = match message {
             Message::Binary(frame) => handle_batch(shard, conn, &mut next_seq, frame).await,
             _ => Some(Reply::bad_request(
@@ -185,6 +187,11 @@ async fn read_frames(
                 "cannot deserialize request: JSON over WebSocket is not supported yet; send a protobuf SendEventRequest in a binary frame".to_owned(),
             )),
         };
+        // The frame is answered now or by its delivery report: from here on the writer returns
+        // the permit when it writes the reply. Had this task been cancelled while the batch
+        // waited for queue room (shutdown), dropping the permit would have returned it, and the
+        // closing handshake would not wait for a reply that can never come.
+        std::mem::forget(permit);
         if let Some(reply) = reply {
             let _ = out.try_send(Outbound::Reply(reply, wire));
         }
@@ -258,7 +265,20 @@ impl Writer<'_> {
         // Set once the connection must close: the frame to close with.
         let mut closing: Option<CloseFrame> = None;
         let mut force_close = false;
-        while let Some(message) = out_rx.recv().await {
+        loop {
+            let message = match &closing {
+                None => out_rx.recv().await,
+                // Closing: the last in-flight reply may also be "returned" without a message,
+                // when a reader cancelled while its batch waited for queue room drops its permit.
+                Some(_) => {
+                    let drained = async {
+                        let _ = self.permits.acquire(self.max_inflight).await;
+                        Some(Outbound::Drained)
+                    };
+                    futures_lite::future::or(out_rx.recv(), drained).await
+                }
+            };
+            let Some(message) = message else { return };
             let written = match message {
                 Outbound::Reply(reply, wire) => self.reply(&reply, wire).await,
                 Outbound::Delivery(ack) => {
@@ -289,6 +309,11 @@ impl Writer<'_> {
                 Outbound::DrainDeadline => {
                     force_close = true;
                     Ok(())
+                }
+                Outbound::Drained => {
+                    // Every permit is held by this task now; it is about to close.
+                    let _ = self.sender.close(closing.take()).await;
+                    return;
                 }
             };
             if let Err(error) = written {
