@@ -15,6 +15,8 @@
 //! (`EVENT_ACK=1`).
 
 pub mod config;
+pub mod health;
+pub mod metrics;
 pub mod protocol;
 pub mod publish;
 pub mod shard;

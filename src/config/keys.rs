@@ -94,6 +94,24 @@ keys! {
         "Publisher threads, each with its own librdkafka producer and bounded queue. A connection always uses the same one.";
     "PUBLISHER_KAFKA_DELIVERY_CHANNEL_SIZE" = "10", RaccoonChanged,
         "Read for compatibility, no effect: delivery reports go straight to the owning shard's inbox.";
+    "METRIC_PROMETHEUS_ENABLED" = "false", RaccoonChanged,
+        "Serve Prometheus metrics (OpenMetrics text). May be enabled together with StatsD (Raccoon silently disabled all metrics when both were).";
+    "METRIC_PROMETHEUS_PORT" = "9090", Raccoon,
+        "Port of the Prometheus endpoint, on SERVER_BIND_ADDRESS. 0 picks a free port (logged at startup).";
+    "METRIC_PROMETHEUS_PATH" = "/metrics", Raccoon,
+        "Path of the Prometheus endpoint.";
+    "METRIC_STATSD_ENABLED" = "false", Raccoon,
+        "Send metrics to StatsD (Telegraf-style tags in the bucket name).";
+    "METRIC_STATSD_ADDRESS" = ":8125", Raccoon,
+        "StatsD UDP address, `host:port`; a bare `:port` means 127.0.0.1.";
+    "METRIC_STATSD_FLUSH_PERIOD_MS" = "10000", Raccoon,
+        "How often changes are sent to StatsD.";
+    "METRIC_RUNTIME_STATS_RECORD_INTERVAL_MS" = "10000", RaccoonChanged,
+        "Window of the latency percentile gauges. (Raccoon: period of its runtime gauges; here process gauges are read at each scrape or StatsD flush.)";
+    "METRIC_TAG_VALUES_MAX" = "1000", New,
+        "Most distinct client-chosen tag values (conn_group, event_type, topic) each thread records; beyond, they are counted under `other`, so clients cannot grow the series without bound.";
+    "LOG_FORMAT" = "text", New,
+        "`text` (one line per event, colours only on a terminal) or `json` (one object per line, with the connection's span fields).";
     "LOG_LEVEL" = "info", Raccoon,
         "error, warn, info, debug or trace; or a tracing filter such as `raccoon=debug,rdkafka=info`.";
 }

@@ -15,11 +15,12 @@ pub mod keys;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::metrics::MetricsConfig;
 use crate::topic::TopicPattern;
 use keys::{KAFKA_CLIENT_PREFIX, KEYS};
 
@@ -97,6 +98,15 @@ pub enum AckMode {
     OnDelivery,
 }
 
+/// How log lines look (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Settings of the HTTP port and the shards.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -162,6 +172,10 @@ pub struct Config {
     pub topic_pattern: TopicPattern,
     /// `LOG_LEVEL`.
     pub log_level: String,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `METRIC_*`.
+    pub metrics: MetricsConfig,
     /// Every effective value and its source, for `--print-config`.
     pub effective: Vec<(String, String, Source)>,
 }
@@ -439,10 +453,58 @@ impl Config {
             kafka,
         };
 
+        let metrics = metrics_config(raw, bind)?;
+        let log_format = match raw.get("LOG_FORMAT").0.to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(raw.invalid("LOG_FORMAT", "expected text or json")),
+        };
+
         let effective = raw.values.iter().map(|(k, (v, s))| (k.clone(), v.clone(), s.clone())).collect();
 
-        Ok(Config { server, publisher, ack_mode, topic_pattern, log_level: raw.text("LOG_LEVEL"), effective })
+        Ok(Config {
+            server,
+            publisher,
+            ack_mode,
+            topic_pattern,
+            log_level: raw.text("LOG_LEVEL"),
+            log_format,
+            metrics,
+            effective,
+        })
     }
+}
+
+fn metrics_config(raw: &Raw, bind: IpAddr) -> Result<MetricsConfig, ConfigError> {
+    let prometheus = if raw.boolean("METRIC_PROMETHEUS_ENABLED")? {
+        let port = raw.int::<u16>("METRIC_PROMETHEUS_PORT", 0, u16::MAX)?;
+        let path = raw.text("METRIC_PROMETHEUS_PATH");
+        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+            return Err(raw.invalid("METRIC_PROMETHEUS_PATH", "expected a path such as /metrics"));
+        }
+        Some((SocketAddr::new(bind, port), path))
+    } else {
+        None
+    };
+    let statsd = if raw.boolean("METRIC_STATSD_ENABLED")? {
+        let address = raw.text("METRIC_STATSD_ADDRESS");
+        let address = if address.starts_with(':') { format!("127.0.0.1{address}") } else { address };
+        let valid = address
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !valid {
+            return Err(raw.invalid("METRIC_STATSD_ADDRESS", "expected host:port or :port, such as 127.0.0.1:8125"));
+        }
+        Some((address, raw.millis("METRIC_STATSD_FLUSH_PERIOD_MS")?))
+    } else {
+        None
+    };
+    Ok(MetricsConfig {
+        prometheus,
+        statsd,
+        window: raw.millis("METRIC_RUNTIME_STATS_RECORD_INTERVAL_MS")?,
+        tag_values_max: raw.int::<usize>("METRIC_TAG_VALUES_MAX", 1, 1_000_000)?,
+    })
 }
 
 fn httparse_token(name: &str) -> Result<(), ()> {

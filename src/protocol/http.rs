@@ -233,8 +233,20 @@ pub fn plain_response(
     keep_alive: bool,
     head_only: bool,
 ) -> Vec<u8> {
+    response(status, "text/plain; charset=utf-8", body.as_bytes(), extra_header, keep_alive, head_only)
+}
+
+/// A complete response with any content type.
+pub fn response(
+    status: Status,
+    content_type: &str,
+    body: &[u8],
+    extra_header: Option<&str>,
+    keep_alive: bool,
+    head_only: bool,
+) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
         status.code,
         status.reason,
         body.len()
@@ -244,10 +256,11 @@ pub fn plain_response(
         out.push_str("\r\n");
     }
     out.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
+    let mut out = out.into_bytes();
     if !head_only {
-        out.push_str(body);
+        out.extend_from_slice(body);
     }
-    out.into_bytes()
+    out
 }
 
 #[cfg(test)]

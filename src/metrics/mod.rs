@@ -1,0 +1,122 @@
+//! Metrics with Raccoon's names and tags, exported over Prometheus and StatsD (either, both or
+//! neither).
+//!
+//! Collection is per thread and lock-free: each shard, publisher thread and Kafka poll thread
+//! records into its own [`LocalMetrics`] (plain integers and HDR histograms) and hands what
+//! changed to the [`Registry`] about once a second over a bounded queue. The exporters merge
+//! those changes when they read. With no exporter enabled, recording is a branch on a
+//! constant `false`.
+//!
+//! The single list of metric names is [`catalog::METRICS`]; README.md's table comes from it.
+
+pub mod catalog;
+pub mod local;
+pub mod process;
+pub mod prometheus;
+pub mod registry;
+pub mod statsd;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use catalog::MetricId;
+pub use local::{tags, LocalMetrics, Tag};
+pub use registry::Registry;
+
+/// Metric settings (`METRIC_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where Prometheus scrapes, if enabled.
+    pub prometheus: Option<(SocketAddr, String)>,
+    /// StatsD destination and flush period, if enabled.
+    pub statsd: Option<(String, Duration)>,
+    /// Window of the percentile gauges (`METRIC_RUNTIME_STATS_RECORD_INTERVAL_MS`).
+    pub window: Duration,
+    /// Distinct client-supplied tag values per thread (`METRIC_TAG_VALUES_MAX`).
+    pub tag_values_max: usize,
+}
+
+/// The running exporters.
+pub struct Metrics {
+    registry: Option<Arc<Registry>>,
+    prometheus_addr: Option<SocketAddr>,
+    statsd: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
+}
+
+impl Metrics {
+    /// Binds the Prometheus port and starts the exporter threads that `config` enables.
+    pub fn start(config: &MetricsConfig) -> anyhow::Result<Metrics> {
+        use anyhow::Context;
+        if config.prometheus.is_none() && config.statsd.is_none() {
+            return Ok(Metrics { registry: None, prometheus_addr: None, statsd: None });
+        }
+        let registry = Arc::new(Registry::new(config.tag_values_max, config.window));
+        let mut prometheus_addr = None;
+        if let Some((addr, path)) = &config.prometheus {
+            let listener = TcpListener::bind(addr)
+                .with_context(|| format!("cannot bind the Prometheus port {addr} (METRIC_PROMETHEUS_PORT)"))?;
+            let bound = listener.local_addr().context("cannot read the Prometheus address")?;
+            prometheus_addr = Some(bound);
+            let (path, registry) = (path.clone(), Arc::clone(&registry));
+            std::thread::Builder::new()
+                .name("raccoon-prometheus".into())
+                .spawn(move || prometheus::serve(listener, path, registry))
+                .context("cannot start the Prometheus thread")?;
+        }
+        let mut statsd = None;
+        if let Some((address, period)) = &config.statsd {
+            let exporter = statsd::Exporter::new(address, Arc::clone(&registry))
+                .with_context(|| format!("cannot set up StatsD to {address} (METRIC_STATSD_ADDRESS)"))?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let (period, flag) = (*period, Arc::clone(&stop));
+            let thread = std::thread::Builder::new()
+                .name("raccoon-statsd".into())
+                .spawn(move || statsd::run(exporter, period, &flag))
+                .context("cannot start the StatsD thread")?;
+            statsd = Some((thread, stop));
+        }
+        Ok(Metrics { registry: Some(registry), prometheus_addr, statsd })
+    }
+
+    /// A recorder for one thread (disabled when no exporter is).
+    pub fn local(&self) -> LocalMetrics {
+        self.registry.as_ref().map_or_else(LocalMetrics::disabled, |r| r.local())
+    }
+
+    /// A factory of recorders for threads started elsewhere.
+    pub fn factory(&self) -> MetricsFactory {
+        MetricsFactory(self.registry.clone())
+    }
+
+    /// The address Prometheus scrapes, once bound.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus_addr
+    }
+
+    /// Sends a last StatsD round (after every recording thread has flushed) and stops.
+    pub fn shutdown(self) {
+        if let Some((thread, stop)) = self.statsd {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Hands out [`LocalMetrics`]; cheap to clone and `Send`.
+#[derive(Debug, Clone)]
+pub struct MetricsFactory(Option<Arc<Registry>>);
+
+impl MetricsFactory {
+    /// A factory whose recorders record nothing.
+    pub fn disabled() -> Self {
+        MetricsFactory(None)
+    }
+
+    /// A recorder for the calling thread.
+    pub fn local(&self) -> LocalMetrics {
+        self.0.as_ref().map_or_else(LocalMetrics::disabled, |r| r.local())
+    }
+}
