@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod health;
+pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod publish;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -12,6 +13,8 @@ use signal_hook::iterator::Signals;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use raccoon::config::{keys::KEYS, Config, ServerConfig, Sources};
+use raccoon::health::Health;
+use raccoon::metrics::Metrics;
 use raccoon::publish::Publishers;
 use raccoon::shard;
 use raccoon::types::ShardMsg;
@@ -120,7 +123,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         print_config(&config);
         return Ok(ExitCode::SUCCESS);
     }
-    init_tracing(&config.log_level)?;
+    raccoon::logging::init(&config.log_level, config.log_format)?;
     check_locked_memory(&config.server)?;
 
     // Signals are blocked from here on for every thread spawned later, and handled below.
@@ -130,8 +133,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let addr = listeners[0].local_addr().context("cannot read the bound address")?;
     let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) =
         (0..listeners.len()).map(|_| async_channel::bounded(INBOX_CAPACITY)).unzip();
-    let (publishers, queues) = Publishers::start(&config, inbox_txs.clone())?;
-    let shards = shard::start(&config, listeners, inbox_rxs, &queues)?;
+    let metrics = Metrics::start(&config.metrics)?;
+    if let (Some(addr), Some((_, path))) = (metrics.prometheus_addr(), &config.metrics.prometheus) {
+        tracing::info!(%addr, "Prometheus metrics on http://{addr}{path}");
+    }
+    let health = Arc::new(Health::default());
+    health.start_checker(&config.publisher.kafka)?;
+    let (publishers, queues) = Publishers::start(&config, inbox_txs.clone(), &metrics.factory())?;
+    let shards = shard::start(&config, listeners, inbox_rxs, &queues, &metrics.factory(), &health)?;
     drop(queues);
     tracing::info!(
         %addr,
@@ -154,6 +163,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     });
 
+    health.start_draining();
     for inbox in &inbox_txs {
         let _ = inbox.send_blocking(ShardMsg::Shutdown);
     }
@@ -166,6 +176,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     drop(inbox_txs);
     publishers.shutdown();
+    metrics.shutdown();
     handle.close();
     tracing::info!("stopped");
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -181,18 +192,6 @@ fn print_config(config: &Config) {
     }
     let known = KEYS.len();
     println!("# {known} keys; see README.md for their meaning");
-}
-
-fn init_tracing(level: &str) -> anyhow::Result<()> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(level).with_context(|| format!("invalid LOG_LEVEL {level:?}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal; log files and collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
 
 /// glommio refuses to start an executor when RLIMIT_MEMLOCK is under 512 KiB; say so plainly

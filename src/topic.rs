@@ -117,6 +117,15 @@ impl TopicPattern {
     }
 }
 
+impl TopicPattern {
+    /// The event type a topic of this pattern was rendered from: the part between prefix and
+    /// suffix. A static pattern (or a foreign topic) gives `"NA"`.
+    pub fn event_type_of<'a>(&self, topic: &'a str) -> &'a str {
+        let Some(suffix) = &self.suffix else { return "NA" };
+        topic.strip_prefix(self.prefix.as_str()).and_then(|rest| rest.strip_suffix(suffix.as_str())).unwrap_or("NA")
+    }
+}
+
 fn check_fragment(text: &[u8]) -> Result<(), TopicError> {
     match text.iter().position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))) {
         Some(offset) => Err(TopicError::InvalidByte { byte: text[offset], offset }),
@@ -145,6 +154,15 @@ mod tests {
     #[test]
     fn empty_type_gives_raccoons_double_dash_topic() {
         assert_eq!(topic("clickstream-%s-log", ""), "clickstream--log");
+    }
+
+    #[test]
+    fn event_types_are_recovered_from_topics() {
+        let pattern = TopicPattern::parse("clickstream-%s-log").unwrap();
+        let mut topic = String::new();
+        assert_eq!(pattern.event_type_of(pattern.render_into(b"page_view", &mut topic)), "page_view");
+        assert_eq!(pattern.event_type_of("other-topic"), "NA");
+        assert_eq!(TopicPattern::parse("all-events").unwrap().event_type_of("all-events"), "NA");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! that `main.rs` builds. Every type in this file is `Send` and cheap to move.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -75,6 +76,8 @@ pub struct Batch {
     pub wants_ack: bool,
     /// When the shard finished decoding the batch.
     pub received_at: Instant,
+    /// The connection's group (`conn_group` metric tag).
+    pub group: Arc<str>,
 }
 
 /// How a batch fared in Kafka: the worst outcome among its events.

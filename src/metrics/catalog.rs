@@ -141,8 +141,8 @@ metrics! {
         "Open file descriptors (sockets included).";
     ShardTasks = "shard_tasks_executed_total", Counter, ["shard"], New,
         "Tasks a shard's executor ran.";
-    ShardBusy = "shard_busy_seconds_total", Counter, ["shard"], New,
-        "Time a shard's executor spent running tasks (not idle in io_uring).";
+    ShardBusy = "shard_busy_ratio", Gauge, ["shard"], New,
+        "Share of the last second a shard's executor spent running tasks rather than waiting in io_uring; near 1 means the shard is saturated.";
     ShardSchedulerRuns = "shard_scheduler_runs_total", Counter, ["shard"], New,
         "Times a shard's scheduler picked a task queue to run.";
 }

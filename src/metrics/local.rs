@@ -239,10 +239,9 @@ impl LocalMetrics {
             return;
         }
         let delta = self.take_delta();
-        match self.sink.as_ref().map(|s| s.try_send(delta)) {
-            Some(Err(TrySendError::Full(delta))) => self.put_back(delta),
-            // Disconnected: the registry is gone (shutdown); nothing reads metrics any more.
-            _ => {}
+        // A disconnected registry (shutdown) reads nothing any more: the delta is dropped.
+        if let Some(Err(TrySendError::Full(delta))) = self.sink.as_ref().map(|s| s.try_send(delta)) {
+            self.put_back(delta);
         }
     }
 

@@ -81,11 +81,6 @@ impl Metrics {
         Ok(Metrics { registry: Some(registry), prometheus_addr, statsd })
     }
 
-    /// A recorder for one thread (disabled when no exporter is).
-    pub fn local(&self) -> LocalMetrics {
-        self.registry.as_ref().map_or_else(LocalMetrics::disabled, |r| r.local())
-    }
-
     /// A factory of recorders for threads started elsewhere.
     pub fn factory(&self) -> MetricsFactory {
         MetricsFactory(self.registry.clone())

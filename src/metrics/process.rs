@@ -29,7 +29,9 @@ pub fn refresh(state: &mut State) {
     }
     let mut quantiles = Vec::new();
     for id in WITH_QUANTILES {
-        for ((hid, _), h) in state.histograms.iter().filter(|((hid, _), _)| *hid == id) {
+        let with_data =
+            state.histograms.iter().filter(|((hid, _), h)| *hid == id && !h.last_window.histogram.is_empty());
+        for ((hid, _), h) in with_data {
             for (q, label) in QUANTILES {
                 let ms = h.last_window.histogram.value_at_percentile(q) as f64 / 1000.0;
                 let tags: TagValues = Arc::from(vec![Arc::from(hid.spec().name), Arc::from(label)]);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 
 use super::catalog::{Kind, MetricId, ALL_IDS};
@@ -59,7 +59,7 @@ impl Collector for RegistryCollector {
                     let mut family = encoder.encode_descriptor(name, spec.help, None, MetricType::Counter)?;
                     for ((_, values), n) in series {
                         let labels = labels(id, values);
-                        family.encode_family(&labels)?.encode_counter::<Labels<'_>, u64, f64>(n, None)?;
+                        with_labels(&mut family, &labels, |m| m.encode_counter::<Labels<'_>, u64, f64>(n, None))?;
                     }
                 }
                 Kind::Gauge => {
@@ -70,7 +70,7 @@ impl Collector for RegistryCollector {
                     let mut family = encoder.encode_descriptor(spec.name, spec.help, None, MetricType::Gauge)?;
                     for ((_, values), v) in series {
                         let labels = labels(id, values);
-                        family.encode_family(&labels)?.encode_gauge(v)?;
+                        with_labels(&mut family, &labels, |m| m.encode_gauge(v))?;
                     }
                 }
                 Kind::Histogram(buckets) => {
@@ -96,17 +96,28 @@ impl Collector for RegistryCollector {
                             .collect();
                         counts.push((f64::MAX, data.histogram.len() - below));
                         let labels = labels(id, values);
-                        family.encode_family(&labels)?.encode_histogram::<Labels<'_>>(
-                            data.sum_us as f64 / 1000.0,
-                            data.histogram.len(),
-                            &counts,
-                            None,
-                        )?;
+                        let (sum, count) = (data.sum_us as f64 / 1000.0, data.histogram.len());
+                        with_labels(&mut family, &labels, |m| {
+                            m.encode_histogram::<Labels<'_>>(sum, count, &counts, None)
+                        })?;
                     }
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Encodes one series, with `{...}` only when it has labels.
+fn with_labels(
+    family: &mut MetricEncoder<'_>,
+    labels: &Labels<'_>,
+    encode: impl FnOnce(&mut MetricEncoder<'_>) -> Result<(), std::fmt::Error>,
+) -> Result<(), std::fmt::Error> {
+    if labels.is_empty() {
+        encode(family)
+    } else {
+        encode(&mut family.encode_family(labels)?)
     }
 }
 
@@ -184,7 +195,7 @@ mod tests {
             "# TYPE batches_read counter",
             r#"batches_read_total{status="success",reason="NA",conn_group="mobile"} 2"#,
             r#"events_rx_total{conn_group="mobile",event_type="click"} 5"#,
-            r#"connections_count_current{conn_group="mobile"} 1"#,
+            r#"connections_count_current{conn_group="mobile"} 1.0"#,
             "# TYPE event_rtt_ms histogram",
             "event_rtt_ms_count 2",
             "event_rtt_ms_sum 33.0",

@@ -103,14 +103,7 @@ impl Registry {
     /// `tag_values_max` distinct client-supplied tag values.
     pub fn new(tag_values_max: usize, window: Duration) -> Self {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
-        Registry {
-            tx,
-            rx,
-            state: Mutex::new(State::default()),
-            next_source: AtomicU32::new(0),
-            tag_values_max,
-            window,
-        }
+        Registry { tx, rx, state: Mutex::new(State::default()), next_source: AtomicU32::new(0), tag_values_max, window }
     }
 
     /// A recorder for one thread.

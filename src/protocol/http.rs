@@ -13,8 +13,12 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// The WebSocket (and, for Raccoon, REST) endpoint.
 pub const EVENTS_PATH: &str = "/api/v1/events";
-/// The health endpoint.
+/// Raccoon's health endpoint: `200 pong` whatever the state.
 pub const PING_PATH: &str = "/ping";
+/// Liveness: `200` while the server answers at all.
+pub const LIVE_PATH: &str = "/health/live";
+/// Readiness: `200` when Kafka is reachable and the server is not draining, else `503`.
+pub const READY_PATH: &str = "/health/ready";
 
 /// A parsed request head. Header names keep their case; lookups ignore it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +140,8 @@ impl Status {
     pub const HEADERS_TOO_LARGE: Status = Status { code: 431, reason: "Request Header Fields Too Large" };
     /// 501
     pub const NOT_IMPLEMENTED: Status = Status { code: 501, reason: "Not Implemented" };
+    /// 503
+    pub const SERVICE_UNAVAILABLE: Status = Status { code: 503, reason: "Service Unavailable" };
 }
 
 /// What to do with a request.
@@ -143,6 +149,10 @@ impl Status {
 pub enum Route {
     /// `GET /ping`: answer `200 pong`.
     Ping,
+    /// `GET /health/live`.
+    Live,
+    /// `GET /health/ready`.
+    Ready,
     /// A valid WebSocket upgrade; the value is the `Sec-WebSocket-Accept` to send back.
     Upgrade {
         /// `Sec-WebSocket-Accept` for the 101 response.
@@ -165,7 +175,9 @@ pub fn route(head: &RequestHead, check_origin: bool) -> Route {
     let error = |status, body, extra_header| Route::Error { status, body, extra_header };
     match head.path.as_str() {
         PING_PATH if head.method == "GET" || head.method == "HEAD" => Route::Ping,
-        PING_PATH => error(Status::METHOD_NOT_ALLOWED, "use GET", Some("Allow: GET, HEAD")),
+        LIVE_PATH if head.method == "GET" || head.method == "HEAD" => Route::Live,
+        READY_PATH if head.method == "GET" || head.method == "HEAD" => Route::Ready,
+        PING_PATH | LIVE_PATH | READY_PATH => error(Status::METHOD_NOT_ALLOWED, "use GET", Some("Allow: GET, HEAD")),
         EVENTS_PATH if head.method == "POST" => {
             error(Status::NOT_IMPLEMENTED, "the REST endpoint is not implemented yet; use the WebSocket endpoint", None)
         }

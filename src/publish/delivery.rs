@@ -15,6 +15,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
+use rdkafka::statistics::Statistics;
+
+use crate::logging::Throttle;
+use crate::metrics::{tags, MetricId};
+use crate::topic::TopicPattern;
 use crate::types::{Ack, AckToken, Batch, DeliveryOutcome, EventRecord, ShardMsg};
 
 /// One batch in flight in librdkafka: a clone rides with every one of its events as the
@@ -27,6 +32,7 @@ pub(crate) struct InFlight {
     req_guid: String,
     wants_ack: bool,
     received_at: Instant,
+    group: Arc<str>,
     total: usize,
     remaining: AtomicUsize,
     failed: AtomicUsize,
@@ -37,18 +43,24 @@ impl InFlight {
     /// Takes over a batch's bookkeeping; its events go to librdkafka separately and are handed
     /// back to the caller.
     pub(crate) fn new(batch: Batch) -> (Arc<Self>, Vec<EventRecord>) {
-        let Batch { token, req_guid, events, wants_ack, received_at } = batch;
+        let Batch { token, req_guid, events, wants_ack, received_at, group } = batch;
         let in_flight = Arc::new(InFlight {
             token,
             req_guid,
             wants_ack,
             received_at,
+            group,
             total: events.len(),
             remaining: AtomicUsize::new(events.len()),
             failed: AtomicUsize::new(0),
             first_error: OnceLock::new(),
         });
         (in_flight, events)
+    }
+
+    /// The connection's group.
+    pub(crate) fn group(&self) -> &str {
+        &self.group
     }
 
     /// Records one failed event; only the first failure's text is kept (and only it is formatted).
@@ -80,21 +92,43 @@ impl InFlight {
 /// Crosses threads (Send + Sync).
 pub(crate) struct DeliveryContext {
     inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
+    pattern: TopicPattern,
+    lost_log: Throttle,
 }
 
 impl DeliveryContext {
-    /// A context that delivers acks to `inboxes[shard]`.
-    pub(crate) fn new(inboxes: Arc<[async_channel::Sender<ShardMsg>]>) -> Self {
-        DeliveryContext { inboxes }
+    /// A context that delivers acks to `inboxes[shard]`; `pattern` recovers event types from
+    /// topics for metric tags.
+    pub(crate) fn new(inboxes: Arc<[async_channel::Sender<ShardMsg>]>, pattern: TopicPattern) -> Self {
+        DeliveryContext { inboxes, pattern, lost_log: Throttle::new() }
+    }
+
+    /// Counts one event's outcome (delivery report, or refusal by librdkafka).
+    pub(crate) fn count_event(&self, batch: &InFlight, topic: &str, delivered: bool) {
+        super::with_metrics(|m| {
+            let (topic_tag, group) = (m.client_tag(topic), m.client_tag(batch.group()));
+            let event_type = m.client_tag(self.pattern.event_type_of(topic));
+            let id = if delivered { MetricId::Delivered } else { MetricId::Undelivered };
+            m.add(id, tags([topic_tag, group, event_type]), 1);
+        });
     }
 
     /// Called once per batch, by whichever thread settled its last event.
     pub(crate) fn complete(&self, batch: &InFlight) {
         let outcome = batch.outcome();
+        super::with_metrics(|m| {
+            let taken = batch.received_at.elapsed();
+            m.record(MetricId::DeliveryLatency, tags([]), taken);
+            let group = m.client_tag(batch.group());
+            m.record(MetricId::ServerProcessing, tags([group]), taken / batch.total.max(1) as u32);
+        });
         if !batch.wants_ack {
             if let DeliveryOutcome::Failed(detail) = &outcome {
-                // EVENT_ACK=0: the client was already told "success"; this is data loss.
-                tracing::error!(shard = %batch.token.shard, conn = %batch.token.conn, %detail, "events lost after ack on receipt");
+                // EVENT_ACK=0: the client was already told "success"; this is data loss. Rate
+                // limited: a broker outage fails every batch.
+                if let Some(suppressed) = self.lost_log.allow() {
+                    tracing::error!(shard = %batch.token.shard, conn = %batch.token.conn, %detail, suppressed, "events lost after ack on receipt");
+                }
             }
             return;
         }
@@ -125,14 +159,38 @@ impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", error = %error, "{reason}");
     }
+
+    fn stats(&self, statistics: Statistics) {
+        super::with_metrics(|m| {
+            m.set(MetricId::TxMessages, tags([]), statistics.txmsgs as f64);
+            m.set(MetricId::TxBytes, tags([]), statistics.txmsg_bytes as f64);
+            for broker in statistics.brokers.values() {
+                // Bootstrap placeholders have no node name of their own worth a series.
+                if broker.nodeid < 0 {
+                    continue;
+                }
+                let name = m.tag(&broker.nodename);
+                m.set(MetricId::BrokerTx, tags([name]), broker.tx as f64);
+                m.set(MetricId::BrokerTxBytes, tags([name]), broker.txbytes as f64);
+                if let Some(rtt) = &broker.rtt {
+                    // librdkafka reports microseconds.
+                    m.set(MetricId::BrokerRtt, tags([name]), rtt.avg as f64 / 1000.0);
+                }
+            }
+        });
+    }
 }
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Arc<InFlight>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<InFlight>) {
-        if let Err((error, message)) = result {
-            batch.fail(message.topic(), error);
+        match result {
+            Ok(message) => self.count_event(&batch, message.topic(), true),
+            Err((error, message)) => {
+                batch.fail(message.topic(), error);
+                self.count_event(&batch, message.topic(), false);
+            }
         }
         if batch.settle_one() {
             self.complete(&batch);
@@ -155,6 +213,7 @@ mod tests {
                 .collect(),
             wants_ack: true,
             received_at: Instant::now(),
+            group: Arc::from("g"),
         }
     }
 

@@ -3,9 +3,13 @@
 //! back to the owning shard's inbox as [`Ack`](crate::types::Ack)s.
 //!
 //! Threads per publisher: ours (takes batches off the queue, hands each event to librdkafka)
-//! and rdkafka's `ThreadedProducer` poll thread (serves delivery callbacks the moment librdkafka
-//! queues them, so an ack waits for no polling interval), plus librdkafka's internal threads.
-//! None of them is pinned: the shards own their cores.
+//! and its poll thread (serves delivery callbacks the moment librdkafka queues them, so an ack
+//! waits for no polling interval), plus librdkafka's internal threads. None of them is pinned:
+//! the shards own their cores. The poll loop is ours rather than rdkafka's `ThreadedProducer`
+//! so that the thread can hand its metrics over even when no delivery report arrives.
+//!
+//! Both threads record metrics into a thread-local [`LocalMetrics`]: delivery callbacks run on
+//! whichever thread polls (the poll thread, or ours during the final flush).
 
 mod delivery;
 mod producer;
@@ -17,13 +21,27 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::ThreadedProducer;
+use rdkafka::producer::BaseProducer;
 use thiserror::Error;
 
 use crate::config::Config;
+use crate::metrics::{LocalMetrics, MetricsFactory};
 use crate::types::{Batch, ConnId, ShardId, ShardMsg};
 
 use delivery::DeliveryContext;
+
+thread_local! {
+    static METRICS: std::cell::RefCell<LocalMetrics> = std::cell::RefCell::new(LocalMetrics::disabled());
+}
+
+/// Runs `f` on this thread's metrics. Never panics: a re-entrant call (not expected) records
+/// into a throwaway recorder instead.
+fn with_metrics<R>(f: impl FnOnce(&mut LocalMetrics) -> R) -> R {
+    METRICS.with(|m| match m.try_borrow_mut() {
+        Ok(mut m) => f(&mut m),
+        Err(_) => f(&mut LocalMetrics::disabled()),
+    })
+}
 
 /// Why the publishers could not start.
 #[derive(Debug, Error)]
@@ -70,6 +88,7 @@ impl Publishers {
     pub fn start(
         config: &Config,
         inboxes: Vec<async_channel::Sender<ShardMsg>>,
+        metrics: &MetricsFactory,
     ) -> Result<(Publishers, PublishQueues), PublishError> {
         let mut client = ClientConfig::new();
         for (key, value) in &config.publisher.kafka {
@@ -80,15 +99,16 @@ impl Publishers {
         let mut senders = Vec::with_capacity(config.publisher.threads);
         let mut threads = Vec::with_capacity(config.publisher.threads);
         for index in 0..config.publisher.threads {
-            let context = DeliveryContext::new(Arc::clone(&inboxes));
-            let producer: ThreadedProducer<DeliveryContext> = client.create_with_context(context)?;
+            let context = DeliveryContext::new(Arc::clone(&inboxes), config.topic_pattern.clone());
+            let producer: BaseProducer<DeliveryContext> = client.create_with_context(context)?;
             let (tx, rx) = crossbeam_channel::bounded(config.publisher.queue_capacity);
             let worker = producer::Worker {
                 index,
-                producer,
+                producer: Arc::new(producer),
                 pattern: config.topic_pattern.clone(),
                 flush_timeout: config.publisher.flush_timeout,
                 abandon: Arc::clone(&abandon),
+                metrics: metrics.clone(),
             };
             threads
                 .push(std::thread::Builder::new().name(format!("raccoon-pub-{index}")).spawn(move || worker.run(rx))?);

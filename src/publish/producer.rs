@@ -4,13 +4,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::delivery::{DeliveryContext, InFlight};
+use super::with_metrics;
+use crate::metrics::{local::FLUSH_PERIOD, tags, MetricId, MetricsFactory, Tag};
 use crate::topic::TopicPattern;
 use crate::types::Batch;
 
@@ -18,23 +20,51 @@ use crate::types::Batch;
 /// room as deliveries complete; a full queue means the broker is slow or gone, and waiting here
 /// is what pushes back on the shards.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
+/// Longest a poll waits for librdkafka events; also how often the poll thread looks up.
+const POLL_WAIT: Duration = Duration::from_millis(100);
 
 /// One publisher thread's state.
 pub(super) struct Worker {
     pub(super) index: usize,
-    pub(super) producer: ThreadedProducer<DeliveryContext>,
+    pub(super) producer: Arc<BaseProducer<DeliveryContext>>,
     pub(super) pattern: TopicPattern,
     pub(super) flush_timeout: Duration,
     /// Set at shutdown, `PUBLISHER_KAFKA_FLUSH_INTERVAL_MS` after the shards are gone: stop
     /// waiting on a full librdkafka queue.
     pub(super) abandon: Arc<AtomicBool>,
+    pub(super) metrics: MetricsFactory,
 }
 
 impl Worker {
     pub(super) fn run(self, queue: Receiver<Batch>) {
+        with_metrics(|m| *m = self.metrics.local());
+        let worker_tag = with_metrics(|m| m.tag(&format!("worker-{}", self.index)));
+        let stop_polling = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (producer, stop, metrics) =
+                (Arc::clone(&self.producer), Arc::clone(&stop_polling), self.metrics.clone());
+            std::thread::Builder::new()
+                .name(format!("raccoon-poll-{}", self.index))
+                .spawn(move || poll_loop(&producer, &stop, &metrics))
+        };
+        let poller = match poller {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                // Deliveries are still served: by the flush below, and by librdkafka's
+                // queue-full backoff here. Acks would come late; say so loudly.
+                tracing::error!(publisher = self.index, %error, "cannot start the Kafka poll thread");
+                None
+            }
+        };
+
         let mut topic = String::with_capacity(64);
-        while let Ok(batch) = queue.recv() {
-            self.publish(batch, &mut topic);
+        loop {
+            match queue.recv_timeout(FLUSH_PERIOD) {
+                Ok(batch) => self.publish(batch, &mut topic, worker_tag),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            with_metrics(|m| m.maybe_flush(Instant::now()));
         }
         // Every shard is gone; give librdkafka a bounded time to deliver what it holds.
         if let Err(error) = self.producer.flush(self.flush_timeout) {
@@ -47,11 +77,18 @@ impl Worker {
         } else {
             tracing::info!(publisher = self.index, "publisher flushed and stopped");
         }
+        stop_polling.store(true, Ordering::Release);
+        if let Some(poller) = poller {
+            let _ = poller.join();
+        }
+        with_metrics(|m| m.flush(Instant::now()));
     }
 
     /// Hands every event of `batch` to librdkafka. Hot path: no allocation per event (the
     /// topic is rendered into `topic`, payloads are borrowed; librdkafka copies them).
-    fn publish(&self, batch: Batch, topic: &mut String) {
+    fn publish(&self, batch: Batch, topic: &mut String, worker_tag: Tag) {
+        let dequeued = Instant::now();
+        let idle = dequeued.duration_since(batch.received_at);
         let (in_flight, events) = InFlight::new(batch);
         for event in &events {
             let topic = self.pattern.render_into(&event.event_type, topic);
@@ -68,14 +105,48 @@ impl Worker {
                     }
                     Err((error, returned)) => {
                         drop(returned);
-                        in_flight.fail(topic, &error);
-                        if in_flight.settle_one() {
-                            self.producer.context().complete(&in_flight);
-                        }
+                        self.refused(&in_flight, topic, &error);
                         break;
                     }
                 }
             }
         }
+        let taken = dequeued.elapsed();
+        with_metrics(|m| {
+            m.record(MetricId::BatchIdle, tags([worker_tag]), idle);
+            m.record(MetricId::ProduceBulk, tags([]), taken);
+            m.record(MetricId::WorkerProcessing, tags([worker_tag]), taken / events.len().max(1) as u32);
+        });
     }
+
+    /// An event librdkafka refused outright: it counts as settled and failed.
+    fn refused(&self, in_flight: &InFlight, topic: &str, error: &KafkaError) {
+        let context = self.producer.context();
+        in_flight.fail(topic, error);
+        context.count_event(in_flight, topic, false);
+        if matches!(
+            error,
+            KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)
+        ) {
+            with_metrics(|m| {
+                let (t, g) = (m.client_tag(topic), m.client_tag(in_flight.group()));
+                let ty = m.client_tag(self.pattern.event_type_of(topic));
+                m.add(MetricId::UnknownTopic, tags([t, ty, g]), 1);
+            });
+        }
+        if in_flight.settle_one() {
+            context.complete(in_flight);
+        }
+    }
+}
+
+/// Serves librdkafka's events (delivery reports, statistics, logs) the moment they are queued,
+/// so an ack waits for no polling interval.
+fn poll_loop(producer: &BaseProducer<DeliveryContext>, stop: &AtomicBool, metrics: &MetricsFactory) {
+    with_metrics(|m| *m = metrics.local());
+    while !stop.load(Ordering::Acquire) {
+        producer.poll(POLL_WAIT);
+        with_metrics(|m| m.maybe_flush(Instant::now()));
+    }
+    with_metrics(|m| m.flush(Instant::now()));
 }

@@ -11,6 +11,7 @@ use glommio::net::TcpStream;
 use tracing::Instrument;
 
 use super::{session, Shard};
+use crate::health::Readiness;
 use crate::protocol::http::{self, Route, Status};
 
 /// How long a client may take to send a request head (and how long an idle keep-alive HTTP
@@ -58,6 +59,15 @@ pub(super) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         let head_only = head.method == "HEAD";
         let response = match http::route(&head, shard.config.server.check_origin) {
             Route::Ping => http::plain_response(Status::OK, "pong", None, keep_alive, head_only),
+            Route::Live => http::plain_response(Status::OK, "live", None, keep_alive, head_only),
+            Route::Ready => {
+                let (status, body) = match shard.health.readiness() {
+                    Readiness::Ready => (Status::OK, "ready"),
+                    Readiness::KafkaUnreachable => (Status::SERVICE_UNAVAILABLE, "not ready: Kafka unreachable"),
+                    Readiness::Draining => (Status::SERVICE_UNAVAILABLE, "not ready: shutting down"),
+                };
+                http::plain_response(status, body, None, keep_alive, head_only)
+            }
             Route::Error { status, body, extra_header } => {
                 http::plain_response(status, body, extra_header, keep_alive, head_only)
             }
@@ -66,7 +76,7 @@ pub(super) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     return;
                 }
                 let identity = identity(&shard, &head);
-                let span = tracing::debug_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
+                let span = tracing::info_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
                 session::run(shard, stream, std::mem::take(&mut buf), identity).instrument(span).await;
                 return;
             }

@@ -11,10 +11,10 @@ mod listener;
 mod session;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener as StdTcpListener;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
@@ -22,6 +22,9 @@ use thiserror::Error;
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Config;
+use crate::health::Health;
+use crate::metrics::local::FLUSH_PERIOD;
+use crate::metrics::{tags, LocalMetrics, MetricId, MetricsFactory, Tag};
 use crate::publish::PublishQueues;
 use crate::types::{ConnId, ShardId, ShardMsg};
 use session::{Outbound, OutboundTx};
@@ -80,16 +83,50 @@ pub(crate) struct Shard {
     conns: RefCell<HashMap<ConnId, ConnEntry>>,
     next_conn: Cell<u64>,
     pub(crate) stats: RefCell<ShardSummary>,
+    /// This shard's metrics; borrowed only for the duration of one recording, never across an
+    /// `.await`.
+    pub(crate) metrics: RefCell<LocalMetrics>,
+    /// Tag values the shard records with, interned once.
+    pub(crate) tags: ShardTags,
+    pub(crate) health: Arc<Health>,
+    /// Groups that had a connection on this shard (their gauge stays, at 0 when empty).
+    groups_seen: RefCell<HashSet<Tag>>,
+    last_flush: Cell<Instant>,
+}
+
+/// Interned tag values a shard uses on its hot path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardTags {
+    pub(crate) success: Tag,
+    pub(crate) failed: Tag,
+    pub(crate) na: Tag,
+    pub(crate) serde: Tag,
+    pub(crate) unknown_content_type: Tag,
+    pub(crate) close_error: Tag,
+    pub(crate) server_limit: Tag,
+    pub(crate) shard: Tag,
 }
 
 /// What the shard's router needs to reach a connection.
 struct ConnEntry {
     outbound: OutboundTx,
     reader: Option<glommio::task::JoinHandle<()>>,
+    group: Tag,
+    opened: Instant,
 }
 
 impl Shard {
-    fn new(id: ShardId, config: Config, queues: PublishQueues) -> Self {
+    fn new(id: ShardId, config: Config, queues: PublishQueues, mut metrics: LocalMetrics, health: Arc<Health>) -> Self {
+        let tags = ShardTags {
+            success: metrics.tag("success"),
+            failed: metrics.tag("failed"),
+            na: metrics.tag("NA"),
+            serde: metrics.tag("serde"),
+            unknown_content_type: metrics.tag("unknowncontentype"),
+            close_error: metrics.tag("closeerror"),
+            server_limit: metrics.tag("serverlimit"),
+            shard: metrics.tag(&id.to_string()),
+        };
         let server = &config.server;
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(server.read_buffer_bytes)
@@ -105,20 +142,30 @@ impl Shard {
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
             stats: RefCell::new(ShardSummary::default()),
+            metrics: RefCell::new(metrics),
+            tags,
+            health,
+            groups_seen: RefCell::new(HashSet::new()),
+            last_flush: Cell::new(Instant::now()),
         }
     }
 
-    /// Registers a WebSocket connection, or refuses it when the shard is at its limit.
-    pub(crate) fn register(&self, outbound: OutboundTx) -> Option<ConnId> {
+    /// Registers a WebSocket connection of `group`, or refuses it when the shard is at its
+    /// limit. Returns its id and its group's metric tag.
+    pub(crate) fn register(&self, outbound: OutboundTx, group: &str) -> Option<(ConnId, Tag)> {
+        let mut metrics = self.metrics.borrow_mut();
+        let group = metrics.client_tag(group);
         let mut conns = self.conns.borrow_mut();
         if conns.len() >= self.config.server.max_conns_per_shard {
+            metrics.add(MetricId::ConnFailure, tags([group, self.tags.server_limit]), 1);
             return None;
         }
+        metrics.add(MetricId::ConnSuccess, tags([group]), 1);
         let id = ConnId(self.next_conn.get());
         self.next_conn.set(id.0 + 1);
-        conns.insert(id, ConnEntry { outbound, reader: None });
+        conns.insert(id, ConnEntry { outbound, reader: None, group, opened: Instant::now() });
         self.stats.borrow_mut().connections += 1;
-        Some(id)
+        Some((id, group))
     }
 
     pub(crate) fn set_reader(&self, conn: ConnId, reader: glommio::task::JoinHandle<()>) {
@@ -129,10 +176,39 @@ impl Shard {
 
     /// Forgets a connection and stops its reader if it is still running.
     pub(crate) fn unregister(&self, conn: ConnId) {
-        let entry = self.conns.borrow_mut().remove(&conn);
-        if let Some(reader) = entry.and_then(|e| e.reader) {
+        let Some(entry) = self.conns.borrow_mut().remove(&conn) else { return };
+        self.metrics.borrow_mut().record(MetricId::SessionDuration, tags([entry.group]), entry.opened.elapsed());
+        if let Some(reader) = entry.reader {
             reader.cancel();
         }
+    }
+
+    /// Refreshes the shard's gauges and executor counters and hands its metrics over.
+    fn flush_metrics(&self) {
+        let mut metrics = self.metrics.borrow_mut();
+        if !metrics.enabled() {
+            return;
+        }
+        // Every group seen keeps a series, at 0 once its connections are gone.
+        let mut per_group: HashMap<Tag, u64> = self.groups_seen.borrow().iter().map(|g| (*g, 0)).collect();
+        for entry in self.conns.borrow().values() {
+            *per_group.entry(entry.group).or_insert(0) += 1;
+        }
+        for (group, n) in &per_group {
+            metrics.set(MetricId::ConnCount, tags([*group]), *n as f64);
+        }
+        self.groups_seen.borrow_mut().extend(per_group.keys().copied());
+        // glommio hands these out as the change since the previous call.
+        let stats = glommio::executor().executor_stats();
+        let shard = tags([self.tags.shard]);
+        metrics.add(MetricId::ShardTasks, shard, stats.tasks_executed());
+        metrics.add(MetricId::ShardSchedulerRuns, shard, stats.scheduler_runs());
+        let now = Instant::now();
+        let wall = now.duration_since(self.last_flush.replace(now)).as_secs_f64();
+        if wall > 0.0 {
+            metrics.set(MetricId::ShardBusy, shard, (stats.executor_runtime().as_secs_f64() / wall).min(1.0));
+        }
+        metrics.flush(now);
     }
 
     fn route(&self, msg: ShardMsg) -> bool {
@@ -193,6 +269,8 @@ pub fn start(
     listeners: Vec<StdTcpListener>,
     inboxes: Vec<async_channel::Receiver<ShardMsg>>,
     queues: &PublishQueues,
+    metrics: &MetricsFactory,
+    health: &Arc<Health>,
 ) -> Result<Vec<ShardHandle>, ShardError> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(listeners.len());
@@ -201,12 +279,13 @@ pub fn start(
         let id = ShardId(u16::try_from(index).expect("invariant: config limits shards to 4096"));
         let config = config.clone();
         let queues = queues.clone();
+        let (metrics, health) = (metrics.clone(), Arc::clone(health));
         let ready = ReadyGuard { id, tx: Some(ready_tx.clone()) };
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("raccoon-shard-{index}"))
             .io_memory(config.server.io_memory_bytes)
             .spawn(move || async move {
-                let shard = Rc::new(Shard::new(id, config, queues));
+                let shard = Rc::new(Shard::new(id, config, queues, metrics.local(), health));
                 run(shard, listener, inbox, ready).await
             })
             .map_err(|e| ShardError::Start { shard: id, cpu, error: e.to_string() })?;
@@ -251,6 +330,16 @@ async fn run(
         }))
         .detach()
     };
+    let flusher = {
+        let shard = Rc::clone(&shard);
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(FLUSH_PERIOD).await;
+                shard.flush_metrics();
+            }
+        })
+        .detach()
+    };
     ready.ready();
     tracing::debug!(shard = %shard.id, "shard accepting");
 
@@ -276,6 +365,8 @@ async fn run(
     if left > 0 {
         tracing::warn!(shard = %shard.id, connections = left, "connections still open at the drain deadline");
     }
+    flusher.cancel();
+    shard.flush_metrics();
     let summary = *shard.stats.borrow();
     tracing::info!(
         shard = %shard.id,

@@ -11,7 +11,8 @@
 //! Lives on: owning shard (!Send).
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use bytes::Bytes;
@@ -29,7 +30,8 @@ use tungstenite::Message;
 use super::conn::Identity;
 use super::Shard;
 use crate::config::AckMode;
-use crate::protocol::batch::decode_batch;
+use crate::metrics::{tags, MetricId, Tag};
+use crate::protocol::batch::{decode_batch, DecodedBatch};
 use crate::protocol::reply::{unix_now_secs, Reply};
 use crate::types::{Ack, AckToken, Batch, ConnId, DeliveryOutcome, Seq};
 
@@ -46,8 +48,9 @@ pub(crate) type OutboundTx = Rc<LocalSender<Outbound>>;
 
 /// What the writer is asked to do.
 pub(crate) enum Outbound {
-    /// A reply the reader produced (decode error, ack on receipt). Returns one permit.
-    Reply(Reply, Wire),
+    /// A reply the reader produced (decode error, ack on receipt), and when its batch was
+    /// received if it answers one. Returns one permit.
+    Reply(Reply, Wire, Option<Instant>),
     /// A delivery outcome from Kafka (`EVENT_ACK=1`). Returns one permit.
     Delivery(Ack),
     /// Time to ping the client.
@@ -110,7 +113,7 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
     let mut ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(shard.ws_config)).await;
     let (out_tx, out_rx) = local_channel::new_unbounded();
     let out_tx = Rc::new(out_tx);
-    let Some(conn) = shard.register(Rc::clone(&out_tx)) else {
+    let Some((conn, group)) = shard.register(Rc::clone(&out_tx), &identity.group) else {
         tracing::info!(user = %identity.user, "connection refused: shard at its connection limit");
         let reply = Reply::max_connections().encode_proto(unix_now_secs());
         if ws.send(Message::Binary(reply.into())).await.is_ok() {
@@ -123,13 +126,14 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
     let (mut sender, receiver) = ws.split();
     let max_inflight = server.max_inflight_batches as u64;
     let permits = Rc::new(Semaphore::new(max_inflight));
+    let ctx = ConnCtx { conn, group, group_name: Arc::from(identity.group.as_str()) };
     let reader =
-        glommio::spawn_local(read_loop(Rc::clone(&shard), conn, receiver, Rc::clone(&out_tx), Rc::clone(&permits)))
+        glommio::spawn_local(read_loop(Rc::clone(&shard), ctx, receiver, Rc::clone(&out_tx), Rc::clone(&permits)))
             .detach();
     shard.set_reader(conn, reader);
     let pinger = glommio::spawn_local(ping_loop(Rc::clone(&out_tx), server.ping_interval)).detach();
 
-    let writer = Writer { shard: &shard, sender: &mut sender, out_tx, permits: &permits, max_inflight };
+    let writer = Writer { shard: &shard, sender: &mut sender, out_tx, permits: &permits, max_inflight, group };
     writer.run(out_rx).await;
 
     pinger.cancel();
@@ -146,20 +150,32 @@ async fn ping_loop(out: OutboundTx, interval: Duration) {
     }
 }
 
+/// Who a reader reads for.
+struct ConnCtx {
+    conn: ConnId,
+    /// The group's metric tag on this shard.
+    group: Tag,
+    /// The group's name, carried by every batch for the publisher's metrics.
+    group_name: Arc<str>,
+}
+
 async fn read_loop(
     shard: Rc<Shard>,
-    conn: ConnId,
+    ctx: ConnCtx,
     mut receiver: WebSocketReceiver<TcpStream>,
     out: OutboundTx,
     permits: Rc<Semaphore>,
 ) {
-    let end = read_frames(&shard, conn, &mut receiver, &out, &permits).await;
+    let end = read_frames(&shard, &ctx, &mut receiver, &out, &permits).await;
+    // Raccoon counts the read that ends a connection as a failed batch read.
+    let t = shard.tags;
+    shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([t.failed, t.close_error, ctx.group]), 1);
     let _ = out.try_send(Outbound::ReaderDone(end));
 }
 
 async fn read_frames(
     shard: &Shard,
-    conn: ConnId,
+    ctx: &ConnCtx,
     receiver: &mut WebSocketReceiver<TcpStream>,
     out: &LocalSender<Outbound>,
     permits: &Semaphore,
@@ -180,12 +196,21 @@ async fn read_frames(
         let Ok(permit) = permits.acquire_permit(1).await else {
             return ReaderEnd::PeerClosed;
         };
-        let reply = match message {
-            Message::Binary(frame) => handle_batch(shard, conn, &mut next_seq, frame).await,
-            _ => Some(Reply::bad_request(
-                String::new(),
-                "cannot deserialize request: JSON over WebSocket is not supported yet; send a protobuf SendEventRequest in a binary frame".to_owned(),
-            )),
+        let (reply, received) = match message {
+            Message::Binary(frame) => handle_batch(shard, ctx, &mut next_seq, frame).await,
+            _ => {
+                let t = shard.tags;
+                shard.metrics.borrow_mut().add(
+                    MetricId::BatchesRead,
+                    tags([t.failed, t.unknown_content_type, ctx.group]),
+                    1,
+                );
+                let reply = Reply::bad_request(
+                    String::new(),
+                    "cannot deserialize request: JSON over WebSocket is not supported yet; send a protobuf SendEventRequest in a binary frame".to_owned(),
+                );
+                (Some(reply), None)
+            }
         };
         // The frame is answered now or by its delivery report: from here on the writer returns
         // the permit when it writes the reply. Had this task been cancelled while the batch
@@ -193,25 +218,36 @@ async fn read_frames(
         // closing handshake would not wait for a reply that can never come.
         std::mem::forget(permit);
         if let Some(reply) = reply {
-            let _ = out.try_send(Outbound::Reply(reply, wire));
+            let _ = out.try_send(Outbound::Reply(reply, wire, received));
         }
     }
 }
 
 /// Decodes and queues one batch. Returns the reply to send now, or `None` when the reply will
-/// come from Kafka's delivery report (`EVENT_ACK=1`).
-async fn handle_batch(shard: &Shard, conn: ConnId, next_seq: &mut u64, frame: Bytes) -> Option<Reply> {
+/// come from Kafka's delivery report (`EVENT_ACK=1`); and when the batch was received, if the
+/// frame was one.
+async fn handle_batch(
+    shard: &Shard,
+    ctx: &ConnCtx,
+    next_seq: &mut u64,
+    frame: Bytes,
+) -> (Option<Reply>, Option<Instant>) {
+    let received_at = Instant::now();
+    let conn = ctx.conn;
     let decoded = match decode_batch(frame, &shard.config.topic_pattern) {
         Ok(decoded) => decoded,
         Err(error) => {
             shard.stats.borrow_mut().bad_frames += 1;
+            let t = shard.tags;
+            shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([t.failed, t.serde, ctx.group]), 1);
             tracing::debug!(%conn, %error, "frame refused");
-            return Some(Reply::bad_request(error.req_guid().to_owned(), error.to_string()));
+            return (Some(Reply::bad_request(error.req_guid().to_owned(), error.to_string())), None);
         }
     };
+    record_batch(shard, ctx.group, &decoded);
     if decoded.events.is_empty() {
         // Nothing to publish: nothing to wait for, in either ack mode.
-        return Some(Reply::success(decoded.req_guid));
+        return (Some(Reply::success(decoded.req_guid)), Some(received_at));
     }
     let wants_ack = shard.config.ack_mode == AckMode::OnDelivery;
     let token = AckToken { shard: shard.id, conn, seq: Seq(*next_seq) };
@@ -224,12 +260,43 @@ async fn handle_batch(shard: &Shard, conn: ConnId, next_seq: &mut u64, frame: By
     // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.
     let (batch_guid, reply_guid) =
         if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
-    let batch = Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at: Instant::now() };
-    match submit(shard, conn, batch).await {
+    let group = Arc::clone(&ctx.group_name);
+    let batch = Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at, group };
+    let reply = match submit(shard, conn, batch).await {
         Ok(()) => reply_guid.map(Reply::success),
         Err(batch) => {
             let guid = reply_guid.unwrap_or(batch.req_guid);
             Some(Reply::publish_failed(guid, "the publisher has stopped"))
+        }
+    };
+    (reply, Some(received_at))
+}
+
+/// Counts a decoded batch and its events. Consecutive events of one type (the usual batch)
+/// cost one counter update per run, not per event.
+fn record_batch(shard: &Shard, group: Tag, batch: &DecodedBatch) {
+    let mut metrics = shard.metrics.borrow_mut();
+    if !metrics.enabled() {
+        return;
+    }
+    let t = shard.tags;
+    metrics.add(MetricId::BatchesRead, tags([t.success, t.na, group]), 1);
+    let mut events = batch.events.iter().peekable();
+    while let Some(first) = events.next() {
+        let (mut count, mut bytes) = (1u64, first.payload.len() as u64);
+        while let Some(next) = events.next_if(|e| e.event_type == first.event_type) {
+            count += 1;
+            bytes += next.payload.len() as u64;
+        }
+        // Types were checked to be ASCII at decode.
+        let event_type = metrics.client_tag(std::str::from_utf8(&first.event_type).unwrap_or(""));
+        metrics.add(MetricId::EventsRx, tags([group, event_type]), count);
+        metrics.add(MetricId::EventsRxBytes, tags([group, event_type]), bytes);
+    }
+    if let Some(sent) = &batch.sent_time {
+        let sent = UNIX_EPOCH + Duration::new(sent.seconds.max(0) as u64, sent.nanos.clamp(0, 999_999_999) as u32);
+        if let (Ok(age), false) = (SystemTime::now().duration_since(sent), batch.events.is_empty()) {
+            metrics.record(MetricId::EventProcessing, tags([group]), age / batch.events.len() as u32);
         }
     }
 }
@@ -258,6 +325,7 @@ struct Writer<'a> {
     out_tx: OutboundTx,
     permits: &'a Semaphore,
     max_inflight: u64,
+    group: Tag,
 }
 
 impl Writer<'_> {
@@ -280,15 +348,21 @@ impl Writer<'_> {
             };
             let Some(message) = message else { return };
             let written = match message {
-                Outbound::Reply(reply, wire) => self.reply(&reply, wire).await,
+                Outbound::Reply(reply, wire, received) => self.reply(&reply, wire, received).await,
                 Outbound::Delivery(ack) => {
                     let reply = match ack.outcome {
                         DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
                         DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
                     };
-                    self.reply(&reply, Wire::Proto).await
+                    self.reply(&reply, Wire::Proto, Some(ack.received_at)).await
                 }
-                Outbound::Ping => self.sender.send(Message::Ping(Bytes::from_static(PING_PAYLOAD))).await,
+                Outbound::Ping => {
+                    let sent = self.sender.send(Message::Ping(Bytes::from_static(PING_PAYLOAD))).await;
+                    if sent.is_err() {
+                        self.shard.metrics.borrow_mut().add(MetricId::PingFailure, tags([self.group]), 1);
+                    }
+                    sent
+                }
                 Outbound::ReaderDone(ReaderEnd::Close(code, reason)) => {
                     tracing::debug!(%reason, "closing connection after a protocol violation");
                     self.begin_close(&mut closing, close_frame(code, &reason));
@@ -329,7 +403,7 @@ impl Writer<'_> {
         }
     }
 
-    async fn reply(&mut self, reply: &Reply, wire: Wire) -> Result<(), tungstenite::Error> {
+    async fn reply(&mut self, reply: &Reply, wire: Wire, received: Option<Instant>) -> Result<(), tungstenite::Error> {
         let now = unix_now_secs();
         let message = match wire {
             Wire::Proto => Message::Binary(reply.encode_proto(now).into()),
@@ -337,6 +411,9 @@ impl Writer<'_> {
         };
         let result = self.sender.send(message).await;
         self.permits.signal(1);
+        if let (Ok(()), Some(received)) = (&result, received) {
+            self.shard.metrics.borrow_mut().record(MetricId::EventRtt, tags([]), received.elapsed());
+        }
         result
     }
 

@@ -139,13 +139,51 @@ impl TestServer {
 
     /// Sends a raw HTTP request and returns the whole response (the server closes after it).
     pub fn http(&self, request: &str) -> String {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        http_to(self.addr, request)
     }
+
+    /// `GET path` on the HTTP port: status code and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        get_from(self.addr, path)
+    }
+
+    /// The Prometheus endpoint's address, from the startup log.
+    pub fn prometheus_addr(&self) -> SocketAddr {
+        let log = self.log();
+        let rest = log.split("Prometheus metrics on http://").nth(1).expect("no Prometheus address in the log");
+        rest.split('/').next().unwrap().parse().unwrap()
+    }
+
+    /// Polls `GET path` until its status is `want`; panics after `limit`.
+    pub fn wait_for_status(&self, path: &str, want: u16, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (status, body) = self.get(path);
+            if status == want {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{path} still answers {status} {body:?} after {limit:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// `GET path` with `Connection: close`: status code and body.
+pub fn get_from(addr: SocketAddr, path: &str) -> (u16, String) {
+    let response = http_to(addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"));
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+/// Sends a raw HTTP request and returns the whole response (the server closes after it).
+pub fn http_to(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Drop for TestServer {
@@ -247,6 +285,21 @@ impl Client {
         match self.next() {
             Message::Binary(b) => pb::SendEventResponse::decode(b).expect("decode reply"),
             other => panic!("expected a binary reply, got {other:?}"),
+        }
+    }
+
+    /// Closes with 1000 and waits (bounded) for the server's close frame.
+    pub fn close(&mut self) {
+        self.ws.close(None).expect("send close");
+        let deadline = Instant::now() + REPLY_LIMIT;
+        loop {
+            match self.ws.read() {
+                Ok(_) => {}
+                Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => return,
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(error) => panic!("closing: {error}"),
+            }
+            assert!(Instant::now() < deadline, "the server did not finish the close handshake");
         }
     }
 }
