@@ -26,6 +26,28 @@ pub use catalog::MetricId;
 pub use local::{tags, LocalMetrics, Tag};
 pub use registry::Registry;
 
+use crate::types::EventRecord;
+
+/// Counts received events (`events_rx_total`, `events_rx_bytes_total`) of `group` by type.
+/// Consecutive events of one type (the usual batch) cost one update per run, not per event.
+pub fn count_events(metrics: &mut LocalMetrics, group: Tag, events: &[EventRecord]) {
+    if !metrics.enabled() {
+        return;
+    }
+    let mut events = events.iter().peekable();
+    while let Some(first) = events.next() {
+        let (mut count, mut bytes) = (1u64, first.payload.len() as u64);
+        while let Some(next) = events.next_if(|e| e.event_type == first.event_type) {
+            count += 1;
+            bytes += next.payload.len() as u64;
+        }
+        // Types were checked to be ASCII at decode.
+        let event_type = metrics.client_tag(std::str::from_utf8(&first.event_type).unwrap_or(""));
+        metrics.add(MetricId::EventsRx, tags([group, event_type]), count);
+        metrics.add(MetricId::EventsRxBytes, tags([group, event_type]), bytes);
+    }
+}
+
 /// Metric settings (`METRIC_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {

@@ -272,8 +272,7 @@ async fn handle_batch(
     (reply, Some(received_at))
 }
 
-/// Counts a decoded batch and its events. Consecutive events of one type (the usual batch)
-/// cost one counter update per run, not per event.
+/// Counts a decoded batch and its events.
 fn record_batch(shard: &Shard, group: Tag, batch: &DecodedBatch) {
     let mut metrics = shard.metrics.borrow_mut();
     if !metrics.enabled() {
@@ -281,18 +280,7 @@ fn record_batch(shard: &Shard, group: Tag, batch: &DecodedBatch) {
     }
     let t = shard.tags;
     metrics.add(MetricId::BatchesRead, tags([t.success, t.na, group]), 1);
-    let mut events = batch.events.iter().peekable();
-    while let Some(first) = events.next() {
-        let (mut count, mut bytes) = (1u64, first.payload.len() as u64);
-        while let Some(next) = events.next_if(|e| e.event_type == first.event_type) {
-            count += 1;
-            bytes += next.payload.len() as u64;
-        }
-        // Types were checked to be ASCII at decode.
-        let event_type = metrics.client_tag(std::str::from_utf8(&first.event_type).unwrap_or(""));
-        metrics.add(MetricId::EventsRx, tags([group, event_type]), count);
-        metrics.add(MetricId::EventsRxBytes, tags([group, event_type]), bytes);
-    }
+    crate::metrics::count_events(&mut metrics, group, &batch.events);
     if let Some(sent) = &batch.sent_time {
         let sent = UNIX_EPOCH + Duration::new(sent.seconds.max(0) as u64, sent.nanos.clamp(0, 999_999_999) as u32);
         if let (Ok(age), false) = (SystemTime::now().duration_since(sent), batch.events.is_empty()) {
