@@ -216,4 +216,123 @@ mod tests {
         let want = markdown_reference();
         assert!(readme[from..to] == want, "README.md's metric table is out of date; replace it with:\n{want}");
     }
+
+    /// PromQL aggregation operators (they may be followed by `by (...)` instead of `(`).
+    const AGGREGATIONS: &[&str] = &["sum", "avg", "min", "max", "count", "group", "topk", "bottomk", "quantile"];
+
+    /// Metric and label names a PromQL expression uses: `(metrics, labels)`. Enough PromQL for
+    /// the dashboard: selectors with `{...}` matchers, `[...]` ranges, `by (...)` and function
+    /// calls.
+    fn promql_names(expr: &str) -> (Vec<String>, Vec<String>) {
+        let (mut metrics, mut labels) = (Vec::new(), Vec::new());
+        let chars: Vec<char> = expr.chars().collect();
+        let (mut i, mut in_matchers, mut in_by) = (0, false, false);
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '"' {
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+            } else if c == '[' {
+                while i < chars.len() && chars[i] != ']' {
+                    i += 1;
+                }
+            } else if c == '{' || c == '}' {
+                in_matchers = c == '{';
+                i += 1;
+            } else if c == ')' {
+                in_by = false;
+                i += 1;
+            } else if c.is_ascii_alphabetic() || c == '_' {
+                let start = i;
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let next = chars[i..].iter().find(|c| !c.is_whitespace());
+                if in_matchers || in_by {
+                    labels.push(word);
+                } else if word == "by" || word == "without" {
+                    in_by = true;
+                    // Skip the `(` so that it is not taken for a call.
+                    while i < chars.len() && chars[i] != '(' {
+                        i += 1;
+                    }
+                    i += 1;
+                } else if next != Some(&'(') && !AGGREGATIONS.contains(&word.as_str()) {
+                    metrics.push(word);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        (metrics, labels)
+    }
+
+    /// The spec a series name belongs to (a histogram's `_bucket`/`_sum`/`_count` too), and
+    /// whether it is a histogram bucket (which adds the `le` label).
+    fn series_spec(series: &str) -> Option<(&'static MetricSpec, bool)> {
+        METRICS.iter().find_map(|m| {
+            if m.name == series {
+                return Some((m, false));
+            }
+            let Kind::Histogram(_) = m.kind else { return None };
+            let suffix = series.strip_prefix(m.name)?;
+            ["_bucket", "_sum", "_count"].contains(&suffix).then_some((m, suffix == "_bucket"))
+        })
+    }
+
+    #[test]
+    fn promql_scanner_tells_metrics_from_labels_and_functions() {
+        let (metrics, labels) =
+            promql_names(r#"sum by (le, worker) (rate(batch_idle_in_channel_milliseconds_bucket{shard=~"$x"}[5m]))"#);
+        assert_eq!(metrics, ["batch_idle_in_channel_milliseconds_bucket"]);
+        assert_eq!(labels, ["le", "worker", "shard"]);
+        assert_eq!(series_spec("event_rtt_ms_bucket").map(|(m, b)| (m.name, b)), Some(("event_rtt_ms", true)));
+        assert!(series_spec("events_rx_total_bucket").is_none());
+        assert!(series_spec("no_such_metric").is_none());
+    }
+
+    #[test]
+    fn grafana_dashboard_queries_only_metrics_and_tags_the_code_exports() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/raccoon.json");
+        let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut exprs = Vec::new();
+        fn walk(value: &serde_json::Value, exprs: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, v) in map {
+                        match (key.as_str(), v) {
+                            ("expr", serde_json::Value::String(e)) => exprs.push(e.clone()),
+                            // Template variables: `label_values(metric, label)`.
+                            ("query", serde_json::Value::String(q)) if q.starts_with("label_values(") => {
+                                let inner = &q["label_values(".len()..q.len() - 1];
+                                let (metric, label) = inner.split_once(',').expect("label_values(metric, label)");
+                                exprs.push(format!("sum by ({}) ({})", label.trim(), metric.trim()));
+                            }
+                            _ => walk(v, exprs),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, exprs)),
+                _ => {}
+            }
+        }
+        walk(&dashboard, &mut exprs);
+        assert!(exprs.len() >= 20, "found only {} queries in the dashboard", exprs.len());
+        for expr in &exprs {
+            let (metrics, labels) = promql_names(expr);
+            assert!(!metrics.is_empty(), "no metric found in {expr:?}");
+            let mut known_labels = vec!["le"];
+            for series in &metrics {
+                let (spec, _) = series_spec(series).unwrap_or_else(|| panic!("{expr:?}: {series} is not exported"));
+                known_labels.extend(spec.tags);
+            }
+            for label in &labels {
+                assert!(known_labels.contains(&label.as_str()), "{expr:?}: no metric in it has the tag {label}");
+            }
+        }
+    }
 }

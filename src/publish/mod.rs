@@ -101,14 +101,17 @@ impl Publishers {
         for index in 0..config.publisher.threads {
             let context = DeliveryContext::new(Arc::clone(&inboxes), config.topic_pattern.clone());
             let producer: BaseProducer<DeliveryContext> = client.create_with_context(context)?;
+            let producer = Arc::new(producer);
+            let poller = producer::Poller::start(index, &producer, metrics)?;
             let (tx, rx) = crossbeam_channel::bounded(config.publisher.queue_capacity);
             let worker = producer::Worker {
                 index,
-                producer: Arc::new(producer),
+                producer,
                 pattern: config.topic_pattern.clone(),
                 flush_timeout: config.publisher.flush_timeout,
                 abandon: Arc::clone(&abandon),
                 metrics: metrics.clone(),
+                poller,
             };
             threads
                 .push(std::thread::Builder::new().name(format!("raccoon-pub-{index}")).spawn(move || worker.run(rx))?);

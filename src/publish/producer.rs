@@ -33,30 +33,44 @@ pub(super) struct Worker {
     /// waiting on a full librdkafka queue.
     pub(super) abandon: Arc<AtomicBool>,
     pub(super) metrics: MetricsFactory,
+    /// This publisher's poll thread, started with it (see [`Poller::start`]).
+    pub(super) poller: Poller,
+}
+
+/// The thread that serves librdkafka's events for one producer.
+pub(super) struct Poller {
+    thread: std::thread::JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Poller {
+    /// Starts the poll thread. Failing here fails startup: without it, acks would wait for the
+    /// final flush.
+    pub(super) fn start(
+        index: usize,
+        producer: &Arc<BaseProducer<DeliveryContext>>,
+        metrics: &MetricsFactory,
+    ) -> std::io::Result<Poller> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (producer, flag, metrics) = (Arc::clone(producer), Arc::clone(&stop), metrics.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("raccoon-poll-{index}"))
+            .spawn(move || poll_loop(&producer, &flag, &metrics))?;
+        Ok(Poller { thread, stop })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        if self.thread.join().is_err() {
+            tracing::error!("a Kafka poll thread panicked");
+        }
+    }
 }
 
 impl Worker {
     pub(super) fn run(self, queue: Receiver<Batch>) {
         with_metrics(|m| *m = self.metrics.local());
         let worker_tag = with_metrics(|m| m.tag(&format!("worker-{}", self.index)));
-        let stop_polling = Arc::new(AtomicBool::new(false));
-        let poller = {
-            let (producer, stop, metrics) =
-                (Arc::clone(&self.producer), Arc::clone(&stop_polling), self.metrics.clone());
-            std::thread::Builder::new()
-                .name(format!("raccoon-poll-{}", self.index))
-                .spawn(move || poll_loop(&producer, &stop, &metrics))
-        };
-        let poller = match poller {
-            Ok(handle) => Some(handle),
-            Err(error) => {
-                // Deliveries are still served: by the flush below, and by librdkafka's
-                // queue-full backoff here. Acks would come late; say so loudly.
-                tracing::error!(publisher = self.index, %error, "cannot start the Kafka poll thread");
-                None
-            }
-        };
-
         let mut topic = String::with_capacity(64);
         loop {
             match queue.recv_timeout(FLUSH_PERIOD) {
@@ -77,10 +91,7 @@ impl Worker {
         } else {
             tracing::info!(publisher = self.index, "publisher flushed and stopped");
         }
-        stop_polling.store(true, Ordering::Release);
-        if let Some(poller) = poller {
-            let _ = poller.join();
-        }
+        self.poller.stop();
         with_metrics(|m| m.flush(Instant::now()));
     }
 
