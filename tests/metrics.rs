@@ -217,3 +217,59 @@ fn readiness_and_liveness_on_the_http_port() {
         Some("405")
     );
 }
+
+#[test]
+fn pongs_are_answered_and_a_pong_that_cannot_be_written_is_counted() {
+    let kafka = shared_kafka();
+    let group = "pong-group";
+    let server = TestServer::start(
+        kafka,
+        &[
+            ("METRIC_PROMETHEUS_ENABLED", "true"),
+            ("METRIC_PROMETHEUS_PORT", "0"),
+            ("SERVER_WEBSOCKET_CONN_GROUP_HEADER", "X-Group"),
+        ],
+    );
+    // A ping is answered with a pong carrying its payload.
+    let mut live = server.connect(&[("X-User-ID", "p"), ("X-Group", group)]);
+    live.send_raw(tungstenite::Message::Ping(bytes::Bytes::from_static(b"are you there")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no pong within 10 s");
+        match live.ws.read().expect("read pong") {
+            tungstenite::Message::Pong(payload) => {
+                assert_eq!(&payload[..], b"are you there");
+                break;
+            }
+            other => assert!(other.is_ping(), "unexpected {other:?}"),
+        }
+    }
+    live.close();
+
+    // A client that pings and resets the connection at once: the server reads the ping, and
+    // its pong meets a reset socket. (A few tries, in case a reset overtakes its ping.)
+    let series = format!("server_pong_failure_total{{conn_group=\"{group}\"}}");
+    let (mut failures, mut resets) = (None, 0);
+    for attempt in 0..5 {
+        resets += 1;
+        let mut client = server.connect(&[("X-User-ID", &format!("r{attempt}")), ("X-Group", group)]);
+        client.send_raw(tungstenite::Message::Ping(bytes::Bytes::from_static(b"bye")));
+        socket2::SockRef::from(client.ws.get_ref()).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            failures = sample(&get_from(server.prometheus_addr(), "/metrics").1, &series);
+            if failures.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if failures.is_some() {
+            break;
+        }
+    }
+    let failures = failures.unwrap_or_else(|| panic!("no {series} after 5 resets:\n{}", server.log()));
+    // At most one per reset connection: the live connection's pong, written before its clean
+    // close, is not counted.
+    assert!((1.0..=f64::from(resets)).contains(&failures), "{failures} pong failures after {resets} resets");
+}

@@ -100,7 +100,7 @@ metrics! {
     PingFailure = "server_ping_failure_total", Counter, ["conn_group"], Raccoon,
         "Server pings that could not be written (the connection is then dropped).";
     PongFailure = "server_pong_failure_total", Counter, ["conn_group"], Raccoon,
-        "Not emitted: pongs are written inside reads here, and a failed one ends the connection as a read error.";
+        "Pongs (answers to client pings) that could not be written within SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS; the connection is then dropped.";
     BatchIdle = "batch_idle_in_channel_milliseconds", Histogram(Latency), ["worker"], RaccoonChanged,
         "From the batch's decoding to its publisher thread taking it off the queue (Raccoon: from enqueue; here the wait for queue room is included). `worker` is `worker-N`.";
     ProduceBulk = "kafka_producebulk_tt_ms", Histogram(Latency), [], RaccoonChanged,

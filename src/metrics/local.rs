@@ -9,7 +9,10 @@
 //! cap, `METRIC_TAG_VALUES_MAX`; past it they are recorded as `other`, so a client cannot make
 //! the exported series grow without bound.
 
-use std::collections::HashMap;
+// foldhash, not SipHash: these maps are hit per event (see perf-results/2026-11-23-metrics-overhead.md).
+// Seeded per process; the client-chosen keys are capped (METRIC_TAG_VALUES_MAX), so collisions
+// cannot be driven without bound.
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,15 +147,15 @@ impl LocalMetrics {
             enabled,
             source,
             interner: Interner {
-                ids: HashMap::new(),
+                ids: HashMap::default(),
                 values: Vec::new(),
                 client_values: 0,
                 client_cap,
                 overflow: None,
             },
-            counters: HashMap::new(),
-            gauges: HashMap::new(),
-            histograms: HashMap::new(),
+            counters: HashMap::default(),
+            gauges: HashMap::default(),
+            histograms: HashMap::default(),
             sink,
             last_flush: Instant::now(),
         }

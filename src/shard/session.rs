@@ -10,6 +10,7 @@
 //!
 //! Lives on: owning shard (!Send).
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -55,6 +56,9 @@ pub(crate) enum Outbound {
     Delivery(Ack),
     /// Time to ping the client.
     Ping,
+    /// The client pinged: make sure the pong tungstenite queued is on the wire. At most one
+    /// is queued at a time (see `ConnCtx::pong_queued`).
+    Pong,
     /// The reader stopped.
     ReaderDone(ReaderEnd),
     /// The server is shutting down: finish in-flight batches, close with 1001.
@@ -126,14 +130,17 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
     let (mut sender, receiver) = ws.split();
     let max_inflight = server.max_inflight_batches as u64;
     let permits = Rc::new(Semaphore::new(max_inflight));
-    let ctx = ConnCtx { conn, group, group_name: Arc::from(identity.group.as_str()) };
+    let pong_queued = Rc::new(Cell::new(false));
+    let ctx =
+        ConnCtx { conn, group, group_name: Arc::from(identity.group.as_str()), pong_queued: Rc::clone(&pong_queued) };
     let reader =
         glommio::spawn_local(read_loop(Rc::clone(&shard), ctx, receiver, Rc::clone(&out_tx), Rc::clone(&permits)))
             .detach();
     shard.set_reader(conn, reader);
     let pinger = glommio::spawn_local(ping_loop(Rc::clone(&out_tx), server.ping_interval)).detach();
 
-    let writer = Writer { shard: &shard, sender: &mut sender, out_tx, permits: &permits, max_inflight, group };
+    let writer =
+        Writer { shard: &shard, sender: &mut sender, out_tx, permits: &permits, max_inflight, group, pong_queued };
     writer.run(out_rx).await;
 
     pinger.cancel();
@@ -157,6 +164,9 @@ struct ConnCtx {
     group: Tag,
     /// The group's name, carried by every batch for the publisher's metrics.
     group_name: Arc<str>,
+    /// An [`Outbound::Pong`] is waiting for the writer: a ping flood queues one, not one each
+    /// (tungstenite keeps only the latest pong too).
+    pong_queued: Rc<Cell<bool>>,
 }
 
 async fn read_loop(
@@ -190,8 +200,16 @@ async fn read_frames(
         let wire = match message {
             Message::Binary(_) => Wire::Proto,
             Message::Text(_) => Wire::Json,
-            // Pings are answered by tungstenite; a Close is answered too, and the next read ends.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => continue,
+            // tungstenite queues the pong and writes it on the next read; the writer flushes it
+            // too, so that a pong that cannot be written is counted as such.
+            Message::Ping(_) => {
+                if !ctx.pong_queued.replace(true) {
+                    let _ = out.try_send(Outbound::Pong);
+                }
+                continue;
+            }
+            // A Close is answered by tungstenite, and the next read ends.
+            Message::Pong(_) | Message::Close(_) | Message::Frame(_) => continue,
         };
         let Ok(permit) = permits.acquire_permit(1).await else {
             return ReaderEnd::PeerClosed;
@@ -314,6 +332,7 @@ struct Writer<'a> {
     permits: &'a Semaphore,
     max_inflight: u64,
     group: Tag,
+    pong_queued: Rc<Cell<bool>>,
 }
 
 impl Writer<'_> {
@@ -351,6 +370,7 @@ impl Writer<'_> {
                     }
                     sent
                 }
+                Outbound::Pong => self.pong().await,
                 Outbound::ReaderDone(ReaderEnd::Close(code, reason)) => {
                     tracing::debug!(%reason, "closing connection after a protocol violation");
                     self.begin_close(&mut closing, close_frame(code, &reason));
@@ -403,6 +423,22 @@ impl Writer<'_> {
             self.shard.metrics.borrow_mut().record(MetricId::EventRtt, tags([]), received.elapsed());
         }
         result
+    }
+
+    /// Writes out the pong tungstenite queued for a client ping (unless the reader's next read
+    /// already did), within the write deadline. A pong that cannot be written is counted.
+    async fn pong(&mut self) -> Result<(), tungstenite::Error> {
+        use futures_sink::Sink;
+        self.pong_queued.set(false);
+        let sender = &mut *self.sender;
+        match futures_lite::future::poll_fn(|cx| std::pin::Pin::new(&mut *sender).poll_flush(cx)).await {
+            Err(error @ tungstenite::Error::Io(_)) => {
+                self.shard.metrics.borrow_mut().add(MetricId::PongFailure, tags([self.group]), 1);
+                Err(error)
+            }
+            // Closed already (the client sent a Close): no pong is owed.
+            _ => Ok(()),
+        }
     }
 
     /// Starts closing: the close frame goes out once every in-flight batch is answered, or
