@@ -119,11 +119,25 @@ fn full_publisher_queue_stops_reading_the_connection() {
             ("PUBLISHER_KAFKA_CLIENT_QUEUE_BUFFERING_MAX_MESSAGES", "4"),
             ("PUBLISHER_KAFKA_CLIENT_LINGER_MS", "800"),
             ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+            ("METRIC_PROMETHEUS_ENABLED", "true"),
+            ("METRIC_PROMETHEUS_PORT", "0"),
         ],
     );
     // 8 batches of 32 KiB; at least two of them must still be unread.
     let batches = big_batches(&prefix, 8, 4, 8 << 10);
     assert_backpressure(&server, &prefix, &batches, 64 << 10);
+
+    // The waits are counted, on whichever shard took the connection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = get_from(server.prometheus_addr(), "/metrics").1;
+        let waits = sum_of(&text, "shard_publisher_queue_full_total");
+        if waits >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no publisher-queue wait counted:\n{text}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 #[test]

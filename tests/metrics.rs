@@ -95,7 +95,14 @@ fn prometheus_counts_match_what_was_sent_and_what_kafka_holds() {
     assert!(!text.contains("kafka_messages_undelivered_total"), "{text}");
     assert!(text.contains("# TYPE event_rtt_ms histogram"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
-    for series in ["process_resident_memory_bytes", "process_open_fds", "shard_busy_ratio{shard=\"0\"}"] {
+    for series in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "shard_busy_ratio{shard=\"0\"}",
+        "shard_timer_lag_milliseconds{shard=\"0\"}",
+        "shard_inbox_depth{shard=\"0\"}",
+        "publisher_queue_depth{worker=\"worker-0\"}",
+    ] {
         assert!(sample(&text, series).is_some(), "no {series} in:\n{text}");
     }
 

@@ -229,9 +229,15 @@ impl LocalMetrics {
     /// Hands the changes since the last flush to the registry if a flush period has passed.
     /// Never blocks: if the registry's queue is full the changes stay here for the next try.
     pub fn maybe_flush(&mut self, now: Instant) {
-        if self.enabled && now.duration_since(self.last_flush) >= FLUSH_PERIOD {
+        if self.flush_due(now) {
             self.flush(now);
         }
+    }
+
+    /// Whether a flush period has passed since the last flush (for owners that sample gauges
+    /// just before flushing).
+    pub fn flush_due(&self, now: Instant) -> bool {
+        self.enabled && now.duration_since(self.last_flush) >= FLUSH_PERIOD
     }
 
     /// Hands the changes to the registry now (at shutdown, or from a timer).

@@ -78,7 +78,13 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            with_metrics(|m| m.maybe_flush(Instant::now()));
+            with_metrics(|m| {
+                let now = Instant::now();
+                if m.flush_due(now) {
+                    m.set(MetricId::PublisherQueue, tags([worker_tag]), queue.len() as f64);
+                    m.flush(now);
+                }
+            });
         }
         // Every shard is gone; give librdkafka a bounded time to deliver what it holds.
         if let Err(error) = self.producer.flush(self.flush_timeout) {

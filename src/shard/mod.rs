@@ -184,7 +184,9 @@ impl Shard {
     }
 
     /// Refreshes the shard's gauges and executor counters and hands its metrics over.
-    fn flush_metrics(&self) {
+    /// `inbox` is the number of messages waiting in the shard's inbox; `timer_lag` how late the
+    /// timer that called this fired.
+    fn flush_metrics(&self, inbox: usize, timer_lag: Duration) {
         let mut metrics = self.metrics.borrow_mut();
         if !metrics.enabled() {
             return;
@@ -203,6 +205,8 @@ impl Shard {
         let shard = tags([self.tags.shard]);
         metrics.add(MetricId::ShardTasks, shard, stats.tasks_executed());
         metrics.add(MetricId::ShardSchedulerRuns, shard, stats.scheduler_runs());
+        metrics.set(MetricId::ShardInbox, shard, inbox as f64);
+        metrics.set(MetricId::ShardTimerLag, shard, timer_lag.as_secs_f64() * 1000.0);
         let now = Instant::now();
         let wall = now.duration_since(self.last_flush.replace(now)).as_secs_f64();
         if wall > 0.0 {
@@ -331,11 +335,12 @@ async fn run(
         .detach()
     };
     let flusher = {
-        let shard = Rc::clone(&shard);
+        let (shard, inbox) = (Rc::clone(&shard), inbox.clone());
         glommio::spawn_local(async move {
             loop {
+                let due = Instant::now() + FLUSH_PERIOD;
                 glommio::timer::sleep(FLUSH_PERIOD).await;
-                shard.flush_metrics();
+                shard.flush_metrics(inbox.len(), Instant::now().saturating_duration_since(due));
             }
         })
         .detach()
@@ -366,7 +371,7 @@ async fn run(
         tracing::warn!(shard = %shard.id, connections = left, "connections still open at the drain deadline");
     }
     flusher.cancel();
-    shard.flush_metrics();
+    shard.flush_metrics(inbox.len(), Duration::ZERO);
     let summary = *shard.stats.borrow();
     tracing::info!(
         shard = %shard.id,

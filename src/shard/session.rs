@@ -315,6 +315,9 @@ async fn submit(shard: &Shard, conn: ConnId, mut batch: Batch) -> Result<(), Bat
         match shard.queues.try_send(shard.id, conn, batch) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Full(returned)) => {
+                if backoff == QUEUE_FULL_BACKOFF_MIN {
+                    shard.metrics.borrow_mut().add(MetricId::ShardQueueFull, tags([shard.tags.shard]), 1);
+                }
                 batch = returned;
                 glommio::timer::sleep(backoff).await;
                 backoff = (backoff * 2).min(QUEUE_FULL_BACKOFF_MAX);

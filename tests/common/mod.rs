@@ -168,6 +168,14 @@ impl TestServer {
     }
 }
 
+/// The sum of every sample of `name` (any labels) in a Prometheus text exposition.
+pub fn sum_of(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// `GET path` with `Connection: close`: status code and body.
 pub fn get_from(addr: SocketAddr, path: &str) -> (u16, String) {
     let response = http_to(addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"));
