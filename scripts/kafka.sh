@@ -88,7 +88,7 @@ running_pid() {
   local pid
   pid="$(cat "$PID_FILE" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$PROPS" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$PROPS" >/dev/null || return 1  # not -q: an early exit would SIGPIPE tr and fail the pipe
   echo "$pid"
 }
 
