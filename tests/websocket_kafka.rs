@@ -62,6 +62,110 @@ fn ack_on_receipt_reaches_kafka_byte_for_byte() {
     deliver_and_read_back("0");
 }
 
+/// With dedup on, a batch sent again on the same connection gets the original's reply and is
+/// published once; a batch without a req_guid is never a duplicate; another connection's batch
+/// with the same req_guid is its own. Each dropped copy is counted, and not as a batch read.
+fn duplicates_are_answered_and_published_once(event_ack: &str) {
+    let kafka = shared_kafka();
+    let prefix = unique(&format!("dedup-ack{event_ack}"));
+    let server = TestServer::start(
+        kafka,
+        &[
+            ("EVENT_ACK", event_ack),
+            ("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED", "true"),
+            ("METRIC_PROMETHEUS_ENABLED", "true"),
+            ("METRIC_PROMETHEUS_PORT", "0"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+        ],
+    );
+    let mut client = server.connect(&[("X-User-ID", "dedup-1")]);
+    let original = batch("retried", &prefix, &["click", "view"], 4);
+    // Back to back (with EVENT_ACK=1 the copy usually arrives while the original is in flight),
+    // then once more after both replies.
+    client.send_batch(&original);
+    client.send_batch(&original);
+    assert_success(&client.reply(), "retried");
+    assert_success(&client.reply(), "retried");
+    client.send_batch(&original);
+    assert_success(&client.reply(), "retried");
+
+    let unnamed = batch("", &prefix, &["click"], 2);
+    for _ in 0..2 {
+        client.send_batch(&unnamed);
+        assert_success(&client.reply(), "");
+    }
+    let mut other = server.connect(&[("X-User-ID", "dedup-2")]);
+    other.send_batch(&original);
+    assert_success(&other.reply(), "retried");
+
+    let published = [original.clone(), unnamed.clone(), unnamed, original];
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &published));
+    let g = "conn_group=\"--default--\"";
+    scrape_until(
+        &server,
+        &[
+            (format!("events_duplicate_total{{{g},reason=\"duplicate\"}}"), 2.0),
+            (format!("batches_read_total{{status=\"success\",reason=\"NA\",{g}}}"), 4.0),
+        ],
+        Duration::from_secs(15),
+    );
+}
+
+#[test]
+fn duplicates_are_dropped_when_acking_on_receipt() {
+    duplicates_are_answered_and_published_once("0");
+}
+
+#[test]
+fn duplicates_are_dropped_when_acking_on_delivery() {
+    duplicates_are_answered_and_published_once("1");
+}
+
+#[test]
+fn a_copy_of_a_batch_in_flight_gets_its_failure_and_a_later_retry_is_published() {
+    // No broker: every batch fails after the 2 s message timeout, so the copy certainly arrives
+    // while the original is in flight. It must not be answered with success.
+    let server = TestServer::start(
+        "127.0.0.1:1",
+        &[
+            ("EVENT_ACK", "1"),
+            ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "2000"),
+            ("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED", "true"),
+            ("METRIC_PROMETHEUS_ENABLED", "true"),
+            ("METRIC_PROMETHEUS_PORT", "0"),
+        ],
+    );
+    let mut client = server.connect(&[]);
+    let doomed = batch("doomed", "nobroker", &["a"], 3);
+    let assert_failed = |reply: pb::SendEventResponse| {
+        assert_eq!(reply.code(), pb::Code::InternalError, "{reply:?}");
+        assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("doomed"));
+        assert!(reply.reason.starts_with("cannot publish events: 3 of 3 events failed"), "{}", reply.reason);
+    };
+    let started = Instant::now();
+    client.send_batch(&doomed);
+    client.send_batch(&doomed);
+    assert_failed(client.reply());
+    assert_failed(client.reply());
+    assert!(started.elapsed() >= Duration::from_millis(1500), "answered before the message timeout");
+
+    // The failed batch was forgotten: a retry is published again, so it fails after the
+    // timeout again rather than being answered from memory.
+    let started = Instant::now();
+    client.send_batch(&doomed);
+    assert_failed(client.reply());
+    assert!(started.elapsed() >= Duration::from_millis(1500), "the retry was not published");
+    let g = "conn_group=\"--default--\"";
+    scrape_until(
+        &server,
+        &[
+            (format!("events_duplicate_total{{{g},reason=\"duplicate\"}}"), 1.0),
+            (format!("batches_read_total{{status=\"success\",reason=\"NA\",{g}}}"), 2.0),
+        ],
+        Duration::from_secs(15),
+    );
+}
+
 #[test]
 fn static_pattern_routes_every_type_to_one_topic() {
     let kafka = shared_kafka();

@@ -138,6 +138,8 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Unanswered batches per connection before reading pauses.
     pub max_inflight_batches: usize,
+    /// Per-connection dedup: how many answered `req_guid`s to remember, or `None` when off.
+    pub dedup_window: Option<usize>,
     /// CPU of each shard; its length is the shard count.
     pub shard_cpus: Vec<usize>,
     /// glommio io_memory per shard.
@@ -406,6 +408,8 @@ impl Config {
         let write_buffer_bytes = raw.int::<usize>("SERVER_WEBSOCKET_WRITE_BUFFER_SIZE", 0, 64 << 20)?;
         // Validated for compatibility even though it has no effect.
         raw.int::<usize>("SERVER_WEBSOCKET_PINGER_SIZE", 1, 1_000_000)?;
+        let dedup_window = raw.int::<usize>("SERVER_BATCH_DEDUP_WINDOW", 1, 1 << 20)?;
+        let dedup_window = raw.boolean("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED")?.then_some(dedup_window);
 
         let server = ServerConfig {
             bind,
@@ -422,6 +426,7 @@ impl Config {
             check_origin: raw.boolean("SERVER_WEBSOCKET_CHECK_ORIGIN")?,
             max_frame_bytes: raw.int::<usize>("SERVER_WEBSOCKET_MAX_FRAME_BYTES", 1024, 1 << 30)?,
             max_inflight_batches: raw.int::<usize>("SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES", 1, 1 << 20)?,
+            dedup_window,
             shard_cpus,
             io_memory_bytes: raw.int::<usize>("SERVER_IO_MEMORY_BYTES", 64 << 10, 1 << 30)?,
             drain_timeout: raw.millis("WORKER_BUFFER_FLUSH_TIMEOUT_MS")?,

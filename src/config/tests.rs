@@ -166,3 +166,17 @@ fn readme_lists_every_key_as_the_code_defines_it() {
         "README.md's librdkafka defaults table is out of date; replace it with:\n{want}"
     );
 }
+
+#[test]
+fn dedup_is_off_by_default_and_its_window_is_validated() {
+    assert_eq!(Config::build(&sources(&[])).unwrap().server.dedup_window, None);
+    let on = Config::build(&sources(&[("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED", "true")])).unwrap();
+    assert_eq!(on.server.dedup_window, Some(256));
+    let mut s = sources(&[("SERVER_BATCH_DEDUP_WINDOW", "16")]);
+    s.file = Some(("f.yaml".into(), "server:\n  batch:\n    dedup_in_connection_enabled: true\n".into()));
+    assert_eq!(Config::build(&s).unwrap().server.dedup_window, Some(16));
+    let text = err_text(&sources(&[("SERVER_BATCH_DEDUP_WINDOW", "0")]));
+    assert!(text.contains("SERVER_BATCH_DEDUP_WINDOW"), "{text}");
+    let text = err_text(&sources(&[("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED", "maybe")]));
+    assert!(text.contains("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED"), "{text}");
+}

@@ -88,7 +88,7 @@ metrics! {
     EventsRxBytes = "events_rx_bytes_total", Counter, ["conn_group", "event_type"], Raccoon,
         "Bytes of `event_bytes` received.";
     EventsDuplicate = "events_duplicate_total", Counter, ["conn_group", "reason"], Raccoon,
-        "Batches dropped as duplicates. Not emitted yet: duplicate detection is not implemented.";
+        "Batches dropped because the same connection sent their req_guid before (SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED); `reason` is always `duplicate`.";
     ConnSuccess = "user_connection_success_total", Counter, ["conn_group"], Raccoon,
         "WebSocket connections accepted.";
     ConnFailure = "user_connection_failure_total", Counter, ["conn_group", "reason"], Raccoon,

@@ -7,6 +7,7 @@
 //! "stop reading this connection" (see `session`).
 
 mod conn;
+mod dedup;
 mod listener;
 mod session;
 
@@ -104,6 +105,7 @@ pub(crate) struct ShardTags {
     pub(crate) unknown_content_type: Tag,
     pub(crate) close_error: Tag,
     pub(crate) server_limit: Tag,
+    pub(crate) duplicate: Tag,
     pub(crate) shard: Tag,
 }
 
@@ -125,6 +127,7 @@ impl Shard {
             unknown_content_type: metrics.tag("unknowncontentype"),
             close_error: metrics.tag("closeerror"),
             server_limit: metrics.tag("serverlimit"),
+            duplicate: metrics.tag("duplicate"),
             shard: metrics.tag(&id.to_string()),
         };
         let server = &config.server;

@@ -10,7 +10,7 @@
 //!
 //! Lives on: owning shard (!Send).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,6 +29,7 @@ use tungstenite::protocol::Role;
 use tungstenite::Message;
 
 use super::conn::Identity;
+use super::dedup::{Dedup, Verdict};
 use super::Shard;
 use crate::config::AckMode;
 use crate::metrics::{tags, MetricId, Tag};
@@ -131,16 +132,30 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
     let max_inflight = server.max_inflight_batches as u64;
     let permits = Rc::new(Semaphore::new(max_inflight));
     let pong_queued = Rc::new(Cell::new(false));
-    let ctx =
-        ConnCtx { conn, group, group_name: Arc::from(identity.group.as_str()), pong_queued: Rc::clone(&pong_queued) };
+    let dedup = server.dedup_window.map(|window| Rc::new(RefCell::new(Dedup::new(window))));
+    let ctx = ConnCtx {
+        conn,
+        group,
+        group_name: Arc::from(identity.group.as_str()),
+        pong_queued: Rc::clone(&pong_queued),
+        dedup: dedup.clone(),
+    };
     let reader =
         glommio::spawn_local(read_loop(Rc::clone(&shard), ctx, receiver, Rc::clone(&out_tx), Rc::clone(&permits)))
             .detach();
     shard.set_reader(conn, reader);
     let pinger = glommio::spawn_local(ping_loop(Rc::clone(&out_tx), server.ping_interval)).detach();
 
-    let writer =
-        Writer { shard: &shard, sender: &mut sender, out_tx, permits: &permits, max_inflight, group, pong_queued };
+    let writer = Writer {
+        shard: &shard,
+        sender: &mut sender,
+        out_tx,
+        permits: &permits,
+        max_inflight,
+        group,
+        pong_queued,
+        dedup,
+    };
     writer.run(out_rx).await;
 
     pinger.cancel();
@@ -167,6 +182,8 @@ struct ConnCtx {
     /// An [`Outbound::Pong`] is waiting for the writer: a ping flood queues one, not one each
     /// (tungstenite keeps only the latest pong too).
     pong_queued: Rc<Cell<bool>>,
+    /// Recent `req_guid`s, when `SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED`.
+    dedup: Option<Rc<RefCell<Dedup>>>,
 }
 
 async fn read_loop(
@@ -242,8 +259,8 @@ async fn read_frames(
 }
 
 /// Decodes and queues one batch. Returns the reply to send now, or `None` when the reply will
-/// come from Kafka's delivery report (`EVENT_ACK=1`); and when the batch was received, if the
-/// frame was one.
+/// come with Kafka's delivery report (`EVENT_ACK=1`, also for a copy of a batch in flight);
+/// and when the batch was received, if the frame was one.
 async fn handle_batch(
     shard: &Shard,
     ctx: &ConnCtx,
@@ -260,6 +277,19 @@ async fn handle_batch(
             shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([t.failed, t.serde, ctx.group]), 1);
             tracing::debug!(%conn, %error, "frame refused");
             return (Some(Reply::bad_request(error.req_guid().to_owned(), error.to_string())), None);
+        }
+    };
+    // Raccoon does not count a duplicate as a batch read.
+    let fingerprint = match ctx.dedup.as_ref().map(|d| d.borrow_mut().check(&decoded.req_guid)) {
+        None => None,
+        Some(Verdict::Publish(fingerprint)) => fingerprint,
+        Some(copy) => {
+            shard.metrics.borrow_mut().add(MetricId::EventsDuplicate, tags([ctx.group, shard.tags.duplicate]), 1);
+            tracing::debug!(%conn, req_guid = %decoded.req_guid, "duplicate batch dropped");
+            return match copy {
+                Verdict::AnsweredBefore => (Some(Reply::success(decoded.req_guid)), Some(received_at)),
+                _ => (None, None),
+            };
         }
     };
     record_batch(shard, ctx.group, &decoded);
@@ -281,7 +311,12 @@ async fn handle_batch(
     let group = Arc::clone(&ctx.group_name);
     let batch = Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at, group };
     let reply = match submit(shard, conn, batch).await {
-        Ok(()) => reply_guid.map(Reply::success),
+        Ok(()) => {
+            if let Some(dedup) = &ctx.dedup {
+                dedup.borrow_mut().published(fingerprint, !wants_ack);
+            }
+            reply_guid.map(Reply::success)
+        }
         Err(batch) => {
             let guid = reply_guid.unwrap_or(batch.req_guid);
             Some(Reply::publish_failed(guid, "the publisher has stopped"))
@@ -336,6 +371,7 @@ struct Writer<'a> {
     max_inflight: u64,
     group: Tag,
     pong_queued: Rc<Cell<bool>>,
+    dedup: Option<Rc<RefCell<Dedup>>>,
 }
 
 impl Writer<'_> {
@@ -359,13 +395,7 @@ impl Writer<'_> {
             let Some(message) = message else { return };
             let written = match message {
                 Outbound::Reply(reply, wire, received) => self.reply(&reply, wire, received).await,
-                Outbound::Delivery(ack) => {
-                    let reply = match ack.outcome {
-                        DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
-                        DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
-                    };
-                    self.reply(&reply, Wire::Proto, Some(ack.received_at)).await
-                }
+                Outbound::Delivery(ack) => self.delivery(ack).await,
                 Outbound::Ping => {
                     let sent = self.sender.send(Message::Ping(Bytes::from_static(PING_PAYLOAD))).await;
                     if sent.is_err() {
@@ -426,6 +456,21 @@ impl Writer<'_> {
             self.shard.metrics.borrow_mut().record(MetricId::EventRtt, tags([]), received.elapsed());
         }
         result
+    }
+
+    /// Answers a batch with its Kafka outcome, and every copy of it that arrived meanwhile.
+    async fn delivery(&mut self, ack: Ack) -> Result<(), tungstenite::Error> {
+        let delivered = ack.outcome == DeliveryOutcome::Delivered;
+        let copies = self.dedup.as_ref().map_or(0, |d| d.borrow_mut().settle(&ack.req_guid, delivered));
+        let reply = match ack.outcome {
+            DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
+            DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
+        };
+        self.reply(&reply, Wire::Proto, Some(ack.received_at)).await?;
+        for _ in 0..copies {
+            self.reply(&reply, Wire::Proto, None).await?;
+        }
+        Ok(())
     }
 
     /// Writes out the pong tungstenite queued for a client ping (unless the reader's next read

@@ -168,6 +168,26 @@ impl TestServer {
     }
 }
 
+/// The value of the sample `series` (name and labels exactly as exported), if present.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Scrapes until every `(series, value)` holds; panics with the last scrape after `limit`.
+pub fn scrape_until(server: &TestServer, want: &[(String, f64)], limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, text) = get_from(server.prometheus_addr(), "/metrics");
+        assert_eq!(status, 200, "{text}");
+        let missing: Vec<_> = want.iter().filter(|(s, v)| sample(&text, s) != Some(*v)).collect();
+        if missing.is_empty() {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "after {limit:?} these do not hold: {missing:?}\nlast scrape:\n{text}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// The sum of every sample of `name` (any labels) in a Prometheus text exposition.
 pub fn sum_of(text: &str, name: &str) -> f64 {
     text.lines()
