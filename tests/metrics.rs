@@ -75,6 +75,17 @@ fn prometheus_counts_match_what_was_sent_and_what_kafka_holds() {
     assert!(!text.contains("kafka_messages_undelivered_total"), "{text}");
     assert!(text.contains("# TYPE event_rtt_ms histogram"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
+    // Every shard's rings were found and moved: each connection, read and reply went through
+    // them. Two shards unless the machine has one CPU.
+    for shard in 0..2 {
+        let submitted = sample(&text, &format!("io_uring_submissions_total{{shard=\"{shard}\"}}"));
+        let completed = sample(&text, &format!("io_uring_completions_total{{shard=\"{shard}\"}}"));
+        if shard > 0 && submitted.is_none() && std::thread::available_parallelism().map_or(1, |n| n.get()) == 1 {
+            break;
+        }
+        assert!(submitted.is_some_and(|n| n > 0.0), "shard {shard}: {submitted:?} submissions\n{text}");
+        assert!(completed.is_some_and(|n| n > 0.0), "shard {shard}: {completed:?} completions\n{text}");
+    }
     for series in [
         "process_resident_memory_bytes",
         "process_open_fds",

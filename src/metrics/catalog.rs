@@ -146,11 +146,15 @@ metrics! {
     ShardSchedulerRuns = "shard_scheduler_runs_total", Counter, ["shard"], New,
         "Times a shard's scheduler picked a task queue to run.";
     ShardTimerLag = "shard_timer_lag_milliseconds", Gauge, ["shard"], New,
-        "How late the shard's one-second metrics timer fired (last sample): how long a task that is ready waits for the shard's core. glommio 0.9 exposes no run-queue length and no io_uring counters for sockets; this is the run-queue delay instead.";
+        "How late the shard's one-second metrics timer fired (last sample): how long a task that is ready waits for the shard's core. glommio 0.9 exposes no run-queue length; this is the run-queue delay instead.";
     ShardInbox = "shard_inbox_depth", Gauge, ["shard"], New,
         "Delivery outcomes waiting in the shard's inbox, sampled every second; growing means the shard falls behind on acks.";
     ShardQueueFull = "shard_publisher_queue_full_total", Counter, ["shard"], New,
         "Batches a shard had to hold because their publisher queue was full; meanwhile their connection is not read (back-pressure on the client).";
+    IoUringSubmissions = "io_uring_submissions_total", Counter, ["shard"], New,
+        "Requests a shard's executor queued to its io_uring rings (socket reads and writes, accepts, timers), from the rings' SqTail in /proc/self/fdinfo.";
+    IoUringCompletions = "io_uring_completions_total", Counter, ["shard"], New,
+        "Completions the kernel posted to a shard's io_uring rings (CqTail). Submissions minus completions over time is work the kernel still holds (mostly reads waiting for data).";
     PublisherQueue = "publisher_queue_depth", Gauge, ["worker"], New,
         "Batches waiting in a publisher thread's queue (at most WORKER_BUFFER_CHANNEL_SIZE), sampled every second.";
 }

@@ -10,6 +10,7 @@
 //! The single list of metric names is [`catalog::METRICS`]; README.md's table comes from it.
 
 pub mod catalog;
+pub mod io_uring;
 pub mod local;
 pub mod process;
 pub mod prometheus;
@@ -135,5 +136,17 @@ impl MetricsFactory {
     /// A recorder for the calling thread.
     pub fn local(&self) -> LocalMetrics {
         self.0.as_ref().map_or_else(LocalMetrics::disabled, |r| r.local())
+    }
+
+    /// Whether anything is exported (callers skip work that only feeds metrics).
+    pub fn enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Exports the counters of shard `shard`'s io_uring rings `fds` (see [`io_uring`]).
+    pub fn watch_io_rings(&self, shard: &str, fds: &[std::os::fd::RawFd]) {
+        if let Some(registry) = &self.0 {
+            registry.watch_io_rings(shard, fds);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Figures the registry computes when it is read: the process's own (from `/proc/self`, in
-//! place of Raccoon's Go runtime gauges) and latency percentiles over the last window.
+//! place of Raccoon's Go runtime gauges), the shards' io_uring counters and latency
+//! percentiles over the last window.
 
 use std::sync::Arc;
 
@@ -27,6 +28,14 @@ pub fn refresh(state: &mut State) {
         // Whole seconds: the counter type is integral; sub-second detail does not matter here.
         state.set_own_counter(MetricId::ProcessCpu, none, secs as u64);
     }
+    let mut rings = std::mem::take(&mut state.rings);
+    for ring in &mut rings {
+        if let Some((submitted, completed)) = ring.advance() {
+            state.add_own_counter(MetricId::IoUringSubmissions, ring.shard.clone(), submitted);
+            state.add_own_counter(MetricId::IoUringCompletions, ring.shard.clone(), completed);
+        }
+    }
+    state.rings = rings;
     let mut quantiles = Vec::new();
     for id in WITH_QUANTILES {
         let with_data =

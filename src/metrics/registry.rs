@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::catalog::MetricId;
+use super::io_uring::WatchedRing;
 use super::local::{Delta, HistogramData, LocalMetrics, TagValues};
 
 /// Capacity of the queue from recording threads to the registry, in deltas. Each thread sends
@@ -37,6 +38,8 @@ pub struct State {
     /// Histograms.
     pub histograms: BTreeMap<(MetricId, TagValues), HistogramState>,
     window_start: Option<Instant>,
+    /// The shards' io_uring rings, read at each refresh.
+    pub(crate) rings: Vec<WatchedRing>,
 }
 
 impl State {
@@ -71,6 +74,11 @@ impl State {
     /// Sets a counter this registry reads itself (process CPU time).
     pub fn set_own_counter(&mut self, id: MetricId, tags: TagValues, value: u64) {
         self.counters.insert((id, tags), value);
+    }
+
+    /// Adds to a counter this registry reads itself (io_uring rings).
+    pub fn add_own_counter(&mut self, id: MetricId, tags: TagValues, n: u64) {
+        *self.counters.entry((id, tags)).or_insert(0) += n;
     }
 
     fn rotate_windows(&mut self, now: Instant, window: Duration) {
@@ -110,6 +118,13 @@ impl Registry {
     pub fn local(&self) -> LocalMetrics {
         let source = self.next_source.fetch_add(1, Ordering::Relaxed);
         LocalMetrics::new(source, self.tag_values_max, self.tx.clone())
+    }
+
+    /// Reads the io_uring rings `fds` of shard `shard` at every refresh from now on.
+    pub fn watch_io_rings(&self, shard: &str, fds: &[std::os::fd::RawFd]) {
+        let tags: TagValues = Arc::from(vec![Arc::<str>::from(shard)]);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.rings.extend(fds.iter().map(|fd| WatchedRing::new(tags.clone(), *fd)));
     }
 
     /// Merges every pending delta and returns the sums. Exporter threads only.

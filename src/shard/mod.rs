@@ -271,6 +271,10 @@ impl Drop for ReadyGuard {
 
 /// Starts one shard per CPU of `config.server.shard_cpus`, each with its own listener and inbox.
 /// Returns once every shard is accepting, or with the first shard's startup error.
+///
+/// Shards start one after the other: each takes a few milliseconds, and it lets the io_uring
+/// descriptors that appear while a shard starts be attributed to it (see
+/// [`crate::metrics::io_uring`]).
 pub fn start(
     config: &Config,
     listeners: Vec<StdTcpListener>,
@@ -279,48 +283,42 @@ pub fn start(
     metrics: &MetricsFactory,
     health: &Arc<Health>,
 ) -> Result<Vec<ShardHandle>, ShardError> {
-    let (ready_tx, ready_rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(listeners.len());
     let cpus = config.server.shard_cpus.iter().copied();
     for (index, ((listener, inbox), cpu)) in listeners.into_iter().zip(inboxes).zip(cpus).enumerate() {
         let id = ShardId(u16::try_from(index).expect("invariant: config limits shards to 4096"));
+        let rings_before = if metrics.enabled() { crate::metrics::io_uring::ring_fds() } else { Vec::new() };
+        let (ready_tx, ready_rx) = mpsc::channel();
         let config = config.clone();
         let queues = queues.clone();
-        let (metrics, health) = (metrics.clone(), Arc::clone(health));
-        let ready = ReadyGuard { id, tx: Some(ready_tx.clone()) };
+        let (factory, health) = (metrics.clone(), Arc::clone(health));
+        let ready = ReadyGuard { id, tx: Some(ready_tx) };
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("raccoon-shard-{index}"))
             .io_memory(config.server.io_memory_bytes)
             .spawn(move || async move {
-                let shard = Rc::new(Shard::new(id, config, queues, metrics.local(), health));
+                let shard = Rc::new(Shard::new(id, config, queues, factory.local(), health));
                 run(shard, listener, inbox, ready).await
             })
             .map_err(|e| ShardError::Start { shard: id, cpu, error: e.to_string() })?;
-        handles.push((ShardHandle { id, join }, cpu));
-    }
-    drop(ready_tx);
-    let mut failed = None;
-    for _ in 0..handles.len() {
-        match ready_rx.recv() {
-            Ok((_, true)) => {}
-            Ok((id, false)) => {
-                failed = Some(id);
-                break;
-            }
-            Err(_) => break,
+        // `false`, or no answer at all: the executor gave up before running the shard, so its
+        // thread is finishing.
+        if ready_rx.recv() != Ok((id, true)) {
+            let error = match join.join() {
+                Err(e) => e.to_string(),
+                Ok(_) => "stopped during startup".to_owned(),
+            };
+            return Err(ShardError::Start { shard: id, cpu, error });
         }
+        if metrics.enabled() {
+            let rings: Vec<_> =
+                crate::metrics::io_uring::ring_fds().into_iter().filter(|fd| !rings_before.contains(fd)).collect();
+            tracing::debug!(shard = %id, ?rings, "io_uring rings");
+            metrics.watch_io_rings(&id.to_string(), &rings);
+        }
+        handles.push(ShardHandle { id, join });
     }
-    if let Some(id) = failed {
-        let (handle, cpu) =
-            handles.into_iter().find(|(h, _)| h.id == id).expect("invariant: every guard belongs to a started shard");
-        // The executor gave up before running the shard, so its thread is finishing.
-        let error = match handle.join.join() {
-            Err(e) => e.to_string(),
-            Ok(_) => "stopped during startup".to_owned(),
-        };
-        return Err(ShardError::Start { shard: id, cpu, error });
-    }
-    Ok(handles.into_iter().map(|(h, _)| h).collect())
+    Ok(handles)
 }
 
 async fn run(
