@@ -15,6 +15,7 @@
 //! (`EVENT_ACK=1`).
 
 pub mod config;
+pub mod dedup;
 pub mod health;
 pub mod logging;
 pub mod metrics;

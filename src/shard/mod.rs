@@ -7,7 +7,6 @@
 //! "stop reading this connection" (see `session`).
 
 mod conn;
-mod dedup;
 mod listener;
 mod session;
 

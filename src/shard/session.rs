@@ -29,9 +29,9 @@ use tungstenite::protocol::Role;
 use tungstenite::Message;
 
 use super::conn::Identity;
-use super::dedup::{Dedup, Verdict};
 use super::Shard;
 use crate::config::AckMode;
+use crate::dedup::{Dedup, Verdict};
 use crate::metrics::{tags, MetricId, Tag};
 use crate::protocol::batch::{decode_batch, DecodedBatch};
 use crate::protocol::reply::{unix_now_secs, Reply};

@@ -17,15 +17,15 @@
 //!   Raccoon answered success at once, even if the original then failed. A failed original is
 //!   forgotten, so the client's next retry is published.
 //!
-//! Lives on: owning shard (!Send); shared by a connection's reader (which checks) and writer
-//! (which settles delivery outcomes), never borrowed across an `.await`.
+//! Lives on: owning shard; shared by a connection's reader (which checks) and writer (which
+//! settles delivery outcomes) through a `RefCell`, never borrowed across an `.await`.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 /// What the reader does with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// New (or without a guid): publish it, then record it with
     /// [`published`](Dedup::published) under this fingerprint.
     Publish(Option<Fingerprint>),
@@ -36,9 +36,9 @@ pub(crate) enum Verdict {
     WaitForOriginal,
 }
 
-/// A `req_guid`'s keyed 64-bit hash.
+/// A `req_guid`'s keyed 64-bit hash, valid only for the [`Dedup`] that made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Fingerprint(u64);
+pub struct Fingerprint(u64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -49,7 +49,8 @@ enum State {
 }
 
 /// The guids one connection has sent recently.
-pub(crate) struct Dedup {
+#[derive(Debug)]
+pub struct Dedup {
     seed: foldhash::quality::RandomState,
     seen: foldhash::HashMap<u64, State>,
     /// Answered fingerprints, oldest first; in-flight ones are not here, so they are never
@@ -60,7 +61,7 @@ pub(crate) struct Dedup {
 
 impl Dedup {
     /// Remembers up to `window` answered guids (`window` >= 1).
-    pub(crate) fn new(window: usize) -> Self {
+    pub fn new(window: usize) -> Self {
         Dedup {
             seed: foldhash::quality::RandomState::default(),
             seen: foldhash::HashMap::default(),
@@ -76,7 +77,7 @@ impl Dedup {
     /// Decides what to do with a batch. A batch to publish is recorded with
     /// [`published`](Self::published) once it is queued (the reader reads no other frame in
     /// between, so no copy can slip past).
-    pub(crate) fn check(&mut self, req_guid: &str) -> Verdict {
+    pub fn check(&mut self, req_guid: &str) -> Verdict {
         let Some(key) = self.fingerprint(req_guid) else { return Verdict::Publish(None) };
         match self.seen.get_mut(&key.0) {
             None => Verdict::Publish(Some(key)),
@@ -90,7 +91,7 @@ impl Dedup {
 
     /// Records a batch queued for Kafka. `answered` is true when the client was answered with
     /// success already (`EVENT_ACK=0`); otherwise [`settle`](Self::settle) follows.
-    pub(crate) fn published(&mut self, key: Option<Fingerprint>, answered: bool) {
+    pub fn published(&mut self, key: Option<Fingerprint>, answered: bool) {
         let Some(Fingerprint(key)) = key else { return };
         if answered {
             self.remember_answered(key);
@@ -101,7 +102,7 @@ impl Dedup {
 
     /// Records a batch's delivery outcome. Returns how many copies waited for it; each gets
     /// the same reply. A failed batch is forgotten so that a retry is published.
-    pub(crate) fn settle(&mut self, req_guid: &str, delivered: bool) -> u32 {
+    pub fn settle(&mut self, req_guid: &str, delivered: bool) -> u32 {
         let Some(Fingerprint(key)) = self.fingerprint(req_guid) else { return 0 };
         let copies = match self.seen.get(&key) {
             Some(State::InFlight { copies }) => *copies,
