@@ -6,8 +6,9 @@
 //!
 //! * **Bounded.** Only the last `SERVER_BATCH_DEDUP_WINDOW` answered guids are remembered (plus
 //!   those still in flight, at most `SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES`), as 64-bit
-//!   fingerprints keyed with a random seed per connection, not as strings: no allocation per batch,
-//!   about 32 bytes per remembered guid. Two different guids share a fingerprint with
+//!   fingerprints keyed with a random seed per connection, not as strings: no allocation per batch
+//!   once the window is full, up to about 50 bytes per remembered guid (hash map and queue at
+//!   their power-of-two capacities). Two different guids share a fingerprint with
 //!   probability 2^-64 per pair, so a live window of 256 wrongly drops a batch about once in
 //!   7 * 10^16 batches.
 //! * **Empty guids are never duplicates.** Raccoon dropped every empty-guid batch after the

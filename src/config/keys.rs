@@ -73,7 +73,7 @@ keys! {
     "SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED" = "false", RaccoonChanged,
         "Drop a batch whose req_guid was already sent on the same live connection, answering it as the original was (counted in events_duplicate_total). Unlike Raccoon: bounded by SERVER_BATCH_DEDUP_WINDOW, empty guids are never duplicates, and with EVENT_ACK=1 a copy of a batch still in flight gets the original's outcome instead of an early success.";
     "SERVER_BATCH_DEDUP_WINDOW" = "256", New,
-        "With dedup on, how many answered req_guids each connection remembers (about 32 bytes each, plus those in flight). Raccoon kept every guid for the connection's life.";
+        "With dedup on, how many answered req_guids each connection remembers (plus those in flight; up to about 50 bytes each, 13 KiB per connection at 256, allocated as guids arrive). Raccoon kept every guid for the connection's life.";
     "SERVER_SHARDS" = "0", New,
         "Number of shards (glommio executors), each pinned to one CPU of SERVER_CPU_LIST in order. 0 means one per CPU in the list.";
     "SERVER_CPU_LIST" = "", New,
