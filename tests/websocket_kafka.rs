@@ -62,6 +62,17 @@ fn ack_on_receipt_reaches_kafka_byte_for_byte() {
     deliver_and_read_back("0");
 }
 
+/// Waits until `/metrics` shows `duplicates` dropped copies and `read` batches read (the
+/// default group).
+fn assert_dedup_counts(server: &TestServer, duplicates: f64, read: f64) {
+    let g = "conn_group=\"--default--\"";
+    let want = [
+        (format!("events_duplicate_total{{{g},reason=\"duplicate\"}}"), duplicates),
+        (format!("batches_read_total{{status=\"success\",reason=\"NA\",{g}}}"), read),
+    ];
+    scrape_until(server, &want, Duration::from_secs(15));
+}
+
 /// With dedup on, a batch sent again on the same connection gets the original's reply and is
 /// published once; a batch without a req_guid is never a duplicate; another connection's batch
 /// with the same req_guid is its own. Each dropped copy is counted, and not as a batch read.
@@ -100,15 +111,7 @@ fn duplicates_are_answered_and_published_once(event_ack: &str) {
 
     let published = [original.clone(), unnamed.clone(), unnamed, original];
     assert_topics_hold(kafka, &expected_by_topic(&prefix, &published));
-    let g = "conn_group=\"--default--\"";
-    scrape_until(
-        &server,
-        &[
-            (format!("events_duplicate_total{{{g},reason=\"duplicate\"}}"), 2.0),
-            (format!("batches_read_total{{status=\"success\",reason=\"NA\",{g}}}"), 4.0),
-        ],
-        Duration::from_secs(15),
-    );
+    assert_dedup_counts(&server, 2.0, 4.0);
 }
 
 #[test]
@@ -155,15 +158,7 @@ fn a_copy_of_a_batch_in_flight_gets_its_failure_and_a_later_retry_is_published()
     client.send_batch(&doomed);
     assert_failed(client.reply());
     assert!(started.elapsed() >= Duration::from_millis(1500), "the retry was not published");
-    let g = "conn_group=\"--default--\"";
-    scrape_until(
-        &server,
-        &[
-            (format!("events_duplicate_total{{{g},reason=\"duplicate\"}}"), 1.0),
-            (format!("batches_read_total{{status=\"success\",reason=\"NA\",{g}}}"), 2.0),
-        ],
-        Duration::from_secs(15),
-    );
+    assert_dedup_counts(&server, 1.0, 2.0);
 }
 
 #[test]
