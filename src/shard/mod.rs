@@ -283,10 +283,11 @@ pub fn start(
     health: &Arc<Health>,
 ) -> Result<Vec<ShardHandle>, ShardError> {
     let mut handles = Vec::with_capacity(listeners.len());
+    // The io_uring descriptors seen so far; those new after a shard started are its rings.
+    let mut known_rings = if metrics.enabled() { crate::metrics::io_uring::ring_fds() } else { Vec::new() };
     let cpus = config.server.shard_cpus.iter().copied();
     for (index, ((listener, inbox), cpu)) in listeners.into_iter().zip(inboxes).zip(cpus).enumerate() {
         let id = ShardId(u16::try_from(index).expect("invariant: config limits shards to 4096"));
-        let rings_before = if metrics.enabled() { crate::metrics::io_uring::ring_fds() } else { Vec::new() };
         let (ready_tx, ready_rx) = mpsc::channel();
         let config = config.clone();
         let queues = queues.clone();
@@ -310,10 +311,11 @@ pub fn start(
             return Err(ShardError::Start { shard: id, cpu, error });
         }
         if metrics.enabled() {
-            let rings: Vec<_> =
-                crate::metrics::io_uring::ring_fds().into_iter().filter(|fd| !rings_before.contains(fd)).collect();
+            let now = crate::metrics::io_uring::ring_fds();
+            let rings: Vec<_> = now.iter().copied().filter(|fd| !known_rings.contains(fd)).collect();
             tracing::debug!(shard = %id, ?rings, "io_uring rings");
             metrics.watch_io_rings(&id.to_string(), &rings);
+            known_rings = now;
         }
         handles.push(ShardHandle { id, join });
     }
