@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod publish;
+pub mod rt;
 pub mod shard;
 pub mod topic;
 pub mod types;

@@ -129,8 +129,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // Signals are blocked from here on for every thread spawned later, and handled below.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).context("cannot install signal handlers")?;
 
-    let listeners = bind_listeners(&config.server)?;
-    let addr = listeners[0].local_addr().context("cannot read the bound address")?;
+    let server = &config.server;
+    let http = bind_listeners(server, server.port, "SERVER_WEBSOCKET_PORT")?;
+    let grpc = bind_listeners(server, server.grpc_port, "SERVER_GRPC_PORT")?;
+    let addr = http[0].local_addr().context("cannot read the bound address")?;
+    let grpc_addr = grpc[0].local_addr().context("cannot read the bound gRPC address")?;
+    let listeners: Vec<_> = http.into_iter().zip(grpc).collect();
     let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) =
         (0..listeners.len()).map(|_| async_channel::bounded(INBOX_CAPACITY)).unzip();
     let metrics = Metrics::start(&config.metrics)?;
@@ -142,6 +146,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let (publishers, queues) = Publishers::start(&config, inbox_txs.clone(), &metrics.factory())?;
     let shards = shard::start(&config, listeners, inbox_rxs, &queues, &metrics.factory(), &health)?;
     drop(queues);
+    tracing::info!(%grpc_addr, "gRPC on {grpc_addr}");
     tracing::info!(
         %addr,
         shards = shards.len(),
@@ -214,14 +219,14 @@ fn check_locked_memory(server: &ServerConfig) -> anyhow::Result<()> {
 
 /// Binds one SO_REUSEPORT listener per shard on the same port. Done here, not in the shards, so
 /// that "port in use" is one clear startup error and port 0 means one port for all shards.
-fn bind_listeners(server: &ServerConfig) -> anyhow::Result<Vec<TcpListener>> {
-    let mut addr = SocketAddr::new(server.bind, server.port);
+fn bind_listeners(server: &ServerConfig, port: u16, key: &str) -> anyhow::Result<Vec<TcpListener>> {
+    let mut addr = SocketAddr::new(server.bind, port);
     let mut listeners = Vec::with_capacity(server.shard_cpus.len());
     for _ in &server.shard_cpus {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
-        socket.bind(&addr.into()).with_context(|| format!("cannot bind SERVER_WEBSOCKET_PORT {addr}"))?;
+        socket.bind(&addr.into()).with_context(|| format!("cannot bind {key} {addr}"))?;
         socket.listen(1024)?;
         let listener: TcpListener = socket.into();
         addr = listener.local_addr()?;

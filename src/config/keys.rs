@@ -41,7 +41,7 @@ macro_rules! keys {
 
 keys! {
     "SERVER_WEBSOCKET_PORT" = "8080", Raccoon,
-        "HTTP port: WebSocket (`/api/v1/events`) and `/ping`. 0 picks a free port (logged at startup).";
+        "HTTP port: WebSocket and REST (`/api/v1/events`), `/ping` and the health endpoints. 0 picks a free port (logged at startup).";
     "SERVER_BIND_ADDRESS" = "0.0.0.0", New,
         "Address the HTTP port binds to.";
     "SERVER_WEBSOCKET_MAX_CONN" = "30000", Raccoon,
@@ -74,6 +74,24 @@ keys! {
         "Drop a batch whose req_guid was already sent on the same live connection, answering it as the original was (counted in events_duplicate_total). Unlike Raccoon: bounded by SERVER_BATCH_DEDUP_WINDOW, empty guids are never duplicates, and with EVENT_ACK=1 a copy of a batch still in flight gets the original's outcome instead of an early success.";
     "SERVER_BATCH_DEDUP_WINDOW" = "256", New,
         "With dedup on, how many answered req_guids each connection remembers (plus those in flight; up to about 50 bytes each, 13 KiB per connection at 256, allocated as guids arrive). Raccoon kept every guid for the connection's life.";
+    "SERVER_GRPC_PORT" = "8081", Raccoon,
+        "gRPC port (`raystack.raccoon.v1beta1.EventService/SendEvent` and the legacy `odpf.raccoon` paths; HTTP/2 cleartext). 0 picks a free port (logged at startup).";
+    "SERVER_GRPC_MAX_MESSAGE_BYTES" = "4194304", New,
+        "Largest gRPC request message (as grpc-go's default receive limit, which Raccoon kept). A larger one ends the call with RESOURCE_EXHAUSTED before it is read.";
+    "SERVER_GRPC_MAX_CONCURRENT_STREAMS" = "256", New,
+        "Most gRPC calls one HTTP/2 connection may have open at once (announced in SETTINGS).";
+    "SERVER_HTTP_MAX_BODY_BYTES" = "4194304", New,
+        "Largest REST request body (Raccoon: unbounded). A larger one is answered 413 with CODE_BAD_REQUEST naming both sizes, and the connection is closed.";
+    "SERVER_HTTP_MAX_HEADER_BYTES" = "16384", New,
+        "Largest request head (request line and headers) on the HTTP port, and largest header list on the gRPC port. Over it: 431 (HTTP/1) or a stream error (HTTP/2).";
+    "SERVER_HTTP_MAX_HEADERS" = "64", New,
+        "Most headers in one HTTP/1 request head; more gets 431.";
+    "SERVER_HTTP_HEADER_TIMEOUT_MS" = "10000", New,
+        "Time a client has, from the first byte of a request, to send its complete head; then the connection is closed. Half-sent requests cannot hold connections longer.";
+    "SERVER_HTTP_BODY_TIMEOUT_MS" = "10000", New,
+        "Time a REST body or gRPC message has to arrive once its head did; then 408 (REST) or DEADLINE_EXCEEDED (gRPC).";
+    "SERVER_HTTP_IDLE_TIMEOUT_MS" = "60000", New,
+        "An HTTP or gRPC connection with no request in progress and no byte of a new one for this long is closed (WebSockets have their own ping rule).";
     "SERVER_SHARDS" = "0", New,
         "Number of shards (glommio executors), each pinned to one CPU of SERVER_CPU_LIST in order. 0 means one per CPU in the list.";
     "SERVER_CPU_LIST" = "", New,

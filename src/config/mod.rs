@@ -146,6 +146,24 @@ pub struct ServerConfig {
     pub io_memory_bytes: usize,
     /// Shutdown: wait for in-flight acks this long.
     pub drain_timeout: Duration,
+    /// gRPC port (0: any free port).
+    pub grpc_port: u16,
+    /// Largest gRPC request message.
+    pub grpc_max_message_bytes: usize,
+    /// Most concurrent gRPC calls per HTTP/2 connection.
+    pub grpc_max_concurrent_streams: u32,
+    /// Largest REST body.
+    pub max_body_bytes: usize,
+    /// Largest HTTP/1 request head, and HTTP/2 header list.
+    pub http_max_header_bytes: usize,
+    /// Most headers in an HTTP/1 request head.
+    pub http_max_headers: usize,
+    /// From a request's first byte to its complete head.
+    pub http_header_timeout: Duration,
+    /// From a request's head to its complete body (REST) or message (gRPC).
+    pub body_timeout: Duration,
+    /// Idle HTTP and gRPC connections are closed after this.
+    pub http_idle_timeout: Duration,
 }
 
 /// Settings of the publisher threads.
@@ -430,6 +448,16 @@ impl Config {
             shard_cpus,
             io_memory_bytes: raw.int::<usize>("SERVER_IO_MEMORY_BYTES", 64 << 10, 1 << 30)?,
             drain_timeout: raw.millis("WORKER_BUFFER_FLUSH_TIMEOUT_MS")?,
+            grpc_port: raw.int::<u16>("SERVER_GRPC_PORT", 0, u16::MAX)?,
+            grpc_max_message_bytes: raw.int::<usize>("SERVER_GRPC_MAX_MESSAGE_BYTES", 1024, 1 << 30)?,
+            grpc_max_concurrent_streams: raw.int::<u32>("SERVER_GRPC_MAX_CONCURRENT_STREAMS", 1, 1 << 20)?,
+            max_body_bytes: raw.int::<usize>("SERVER_HTTP_MAX_BODY_BYTES", 1024, 1 << 30)?,
+            // hyper's smallest read buffer is 8 KiB, and the head must fit in it.
+            http_max_header_bytes: raw.int::<usize>("SERVER_HTTP_MAX_HEADER_BYTES", 1024, 1 << 20)?,
+            http_max_headers: raw.int::<usize>("SERVER_HTTP_MAX_HEADERS", 8, 1024)?,
+            http_header_timeout: raw.millis("SERVER_HTTP_HEADER_TIMEOUT_MS")?,
+            body_timeout: raw.millis("SERVER_HTTP_BODY_TIMEOUT_MS")?,
+            http_idle_timeout: raw.millis("SERVER_HTTP_IDLE_TIMEOUT_MS")?,
         };
 
         let ack_mode = match raw.get("EVENT_ACK").0 {

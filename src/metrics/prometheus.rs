@@ -1,12 +1,19 @@
 //! Prometheus exporter: the registry's sums in the OpenMetrics text format (encoded by
-//! `prometheus-client`), served on `METRIC_PROMETHEUS_PORT` at `METRIC_PROMETHEUS_PATH` by one
-//! plain thread. Scrapes are rare and small, so a blocking thread is simpler than a shard task
-//! and keeps scrapes off the shards entirely.
+//! `prometheus-client`), served on `METRIC_PROMETHEUS_PORT` at `METRIC_PROMETHEUS_PATH` by
+//! hyper on a small unpinned glommio executor of its own thread, `raccoon-prometheus`. Scrapes
+//! stay off the shards (rendering locks the registry), and each scrape connection is a task of
+//! its own, so an idle or slow client delays no other scrape.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::net::TcpListener;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
@@ -15,12 +22,16 @@ use prometheus_client::metrics::MetricType;
 use super::catalog::{Kind, MetricId, ALL_IDS};
 use super::local::TagValues;
 use super::{process, Registry};
-use crate::protocol::http::{self, Status};
+use crate::rt::{accept_loop, Activity, Deadlines, HyperIo};
 
 /// Content type of the OpenMetrics text format, which Prometheus reads natively.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// How long a scraper may take to send its request.
+/// How long a scraper may take to send its request, and to read the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle keep-alive scrape connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// glommio io memory of the exporter's executor: it does no file I/O.
+const IO_MEMORY_BYTES: usize = 64 << 10;
 
 /// Renders every metric.
 pub fn render(registry: &Arc<Registry>) -> String {
@@ -125,52 +136,57 @@ fn empty() -> TagValues {
     Arc::from(Vec::new())
 }
 
-/// Serves scrapes until the process exits. Errors on one connection only end that connection.
+/// Serves scrapes until the process exits, on a glommio executor of the calling thread.
+/// Errors on one connection only end that connection.
 pub fn serve(listener: TcpListener, path: String, registry: Arc<Registry>) {
-    for stream in listener.incoming() {
-        match stream {
-            Ok(stream) => {
-                if let Err(error) = answer(stream, &path, &registry) {
-                    tracing::debug!(%error, "metrics request failed");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "metrics listener: accept failed");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(IO_MEMORY_BYTES)
+        .make();
+    let executor = match executor {
+        Ok(executor) => executor,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the Prometheus exporter; metrics are not served");
+            return;
         }
-    }
+    };
+    executor.run(async move {
+        let path: Rc<str> = Rc::from(path);
+        accept_loop(crate::rt::adopt(listener), move |stream| {
+            let (path, registry) = (Rc::clone(&path), Arc::clone(&registry));
+            glommio::spawn_local(async move {
+                let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
+                let activity = Rc::new(Activity::default());
+                let deadlines = Deadlines { idle: IDLE_TIMEOUT, head: Some(REQUEST_TIMEOUT) };
+                let io = HyperIo::new(stream, Rc::clone(&activity), deadlines);
+                let service = hyper::service::service_fn(move |request| {
+                    let _active = activity.begin();
+                    std::future::ready(Ok::<_, Infallible>(answer(&request, &path, &registry)))
+                });
+                if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                    tracing::debug!(%error, "metrics connection ended");
+                }
+            })
+            .detach();
+        })
+        .await;
+    });
 }
 
-fn answer(mut stream: TcpStream, path: &str, registry: &Arc<Registry>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let head = loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        match http::parse_head(&buf) {
-            Ok(Some((head, _))) => break head,
-            Ok(None) => continue,
-            Err(error) => {
-                let body = error.to_string();
-                return stream.write_all(&http::plain_response(error.status(), &body, None, false, false));
-            }
-        }
-    };
-    let head_only = head.method == "HEAD";
-    let response = if head.path != path {
-        http::plain_response(Status::NOT_FOUND, "not found", None, false, head_only)
-    } else if head.method != "GET" && !head_only {
-        http::plain_response(Status::METHOD_NOT_ALLOWED, "use GET", Some("Allow: GET, HEAD"), false, false)
+fn answer<B>(request: &Request<B>, path: &str, registry: &Arc<Registry>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = if request.uri().path() != path {
+        (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", Bytes::from_static(b"not found"))
+    } else if request.method() != Method::GET && request.method() != Method::HEAD {
+        (StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", Bytes::from_static(b"use GET"))
     } else {
-        http::response(Status::OK, CONTENT_TYPE, render(registry).as_bytes(), None, false, head_only)
+        (StatusCode::OK, CONTENT_TYPE, Bytes::from(render(registry)))
     };
-    stream.write_all(&response)
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    response
 }
 
 #[cfg(test)]

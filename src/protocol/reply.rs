@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prost::Message;
 
 use crate::protocol::pb::{Code, SendEventResponse, Status};
+use crate::protocol::Wire;
 
 /// The prefix Raccoon puts before a publish failure; kept for clients that match on it.
 pub const PUBLISH_FAILURE_PREFIX: &str = "cannot publish events: ";
@@ -53,6 +54,20 @@ impl Reply {
             code: Code::MaxConnectionLimitReached,
             reason: "max connection reached".to_owned(),
             req_guid: None,
+        }
+    }
+
+    /// A request-level refusal that carries no `data` (REST: bad content type, undecodable
+    /// body, body too large; as Raccoon's REST handler answers them).
+    pub fn request_error(code: Code, reason: String) -> Self {
+        Reply { status: Status::Error, code, reason, req_guid: None }
+    }
+
+    /// The reply in `wire`'s encoding, with `sent_time` set to `now_unix_secs`.
+    pub fn encode(&self, wire: Wire, now_unix_secs: i64) -> Vec<u8> {
+        match wire {
+            Wire::Proto => self.encode_proto(now_unix_secs),
+            Wire::Json => self.encode_json(now_unix_secs).into_bytes(),
         }
     }
 

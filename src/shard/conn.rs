@@ -1,101 +1,147 @@
-//! One accepted TCP connection on the HTTP port: read request heads, answer `/ping` and errors
-//! (with keep-alive), and hand WebSocket upgrades to [`session`](super::session).
+//! One accepted TCP connection on the HTTP port, served by hyper's HTTP/1 server: `/ping` and
+//! the health endpoints, REST batches (see [`rest`](super::rest)), and WebSocket upgrades,
+//! which leave hyper and become [sessions](super::session) on the same socket.
+//!
+//! hyper parses requests (keep-alive, pipelining, header size and count limits: 431 over them);
+//! [`crate::rt`] adapts the socket and keeps the idle and header deadlines; routing is
+//! [`crate::protocol::http::route`].
 //!
 //! Lives on: owning shard.
 
+use std::cell::Cell;
+use std::convert::Infallible;
 use std::rc::Rc;
-use std::time::Duration;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
 use glommio::net::TcpStream;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
 use tracing::Instrument;
 
-use super::{session, Shard};
+use super::{rest, session, Shard};
+use crate::config::ServerConfig;
 use crate::health::Readiness;
-use crate::protocol::http::{self, Route, Status};
+use crate::protocol::http::{self as routing, Route};
+use crate::rt::{Activity, HyperIo};
 
-/// How long a client may take to send a request head (and how long an idle keep-alive HTTP
-/// connection is kept).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Who a WebSocket connection belongs to, from the configured headers.
+/// Who a connection or request belongs to, from the configured headers.
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
+    /// The id header's value; empty when the header is missing (as Raccoon).
     pub(crate) user: String,
+    /// The group header's value, or the default group.
     pub(crate) group: String,
 }
 
-pub(super) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
-    let peer = stream.peer_addr().ok();
-    // Errors here only mean the socket is already gone; the reads below notice.
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(HEAD_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(shard.config.server.write_wait));
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let parsed = loop {
-            if !buf.is_empty() {
-                match http::parse_head(&buf) {
-                    Ok(Some(parsed)) => break parsed,
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::debug!(?peer, %error, "bad request head");
-                        let body = error.to_string();
-                        let _ =
-                            stream.write_all(&http::plain_response(error.status(), &body, None, false, false)).await;
-                        return;
-                    }
-                }
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let (head, head_len) = parsed;
-        buf.drain(..head_len);
-        let keep_alive = head.keep_alive() && !head.has_body();
-        let head_only = head.method == "HEAD";
-        let response = match http::route(&head, shard.config.server.check_origin) {
-            Route::Ping => http::plain_response(Status::OK, "pong", None, keep_alive, head_only),
-            Route::Live => http::plain_response(Status::OK, "live", None, keep_alive, head_only),
-            Route::Ready => {
-                let (status, body) = match shard.health.readiness() {
-                    Readiness::Ready => (Status::OK, "ready"),
-                    Readiness::KafkaUnreachable => (Status::SERVICE_UNAVAILABLE, "not ready: Kafka unreachable"),
-                    Readiness::Draining => (Status::SERVICE_UNAVAILABLE, "not ready: shutting down"),
-                };
-                http::plain_response(status, body, None, keep_alive, head_only)
-            }
-            Route::Error { status, body, extra_header } => {
-                http::plain_response(status, body, extra_header, keep_alive, head_only)
-            }
-            Route::Upgrade { accept_key } => {
-                if stream.write_all(&http::switching_protocols(&accept_key)).await.is_err() {
-                    return;
-                }
-                let identity = identity(&shard, &head);
-                let span = tracing::info_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
-                session::run(shard, stream, std::mem::take(&mut buf), identity).instrument(span).await;
-                return;
-            }
-        };
-        if stream.write_all(&response).await.is_err() || !keep_alive {
-            return;
-        }
+impl Identity {
+    /// The identity `headers` carry under the configured header names. `None` for the user
+    /// when the id header is missing.
+    pub(crate) fn from_headers(server: &ServerConfig, headers: &HeaderMap) -> (Option<String>, String) {
+        let user = routing::header_str(headers, &server.conn_id_header).map(str::to_owned);
+        let group = server
+            .conn_group_header
+            .as_deref()
+            .and_then(|name| routing::header_str(headers, name))
+            .filter(|g| !g.is_empty())
+            .unwrap_or(&server.conn_group_default)
+            .to_owned();
+        (user, group)
     }
 }
 
-fn identity(shard: &Shard, head: &http::RequestHead) -> Identity {
+/// The body every HTTP/1 response of this port has.
+pub(crate) type Body = Full<Bytes>;
+
+pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream.peer_addr().ok();
+    // Errors here only mean the socket is already gone; the reads below notice.
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(shard.config.server.write_wait));
+    let activity = Rc::new(Activity::default());
+    let upgrade: Rc<Cell<Option<Identity>>> = Rc::default();
+    let io = HyperIo::new(stream, Rc::clone(&activity), shard.http_deadlines());
+    let service = {
+        let (shard, upgrade) = (Rc::clone(&shard), Rc::clone(&upgrade));
+        hyper::service::service_fn(move |request| {
+            let active = activity.begin();
+            let (shard, upgrade) = (Rc::clone(&shard), Rc::clone(&upgrade));
+            async move {
+                let response = handle(&shard, &upgrade, request).await;
+                drop(active);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    // hyper's own upgrade path needs a `Send` socket; glommio's is not. Instead hyper stops
+    // after the 101 response and hands back the socket and whatever it read past the request.
+    let parts = match shard.http1.serve_connection(io, service).without_shutdown().await {
+        Ok(parts) => parts,
+        Err(error) => {
+            tracing::debug!(?peer, %error, "HTTP connection ended");
+            return;
+        }
+    };
+    if let Some(identity) = upgrade.take() {
+        let span = tracing::info_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
+        session::run(shard, parts.io.into_inner(), parts.read_buf.to_vec(), identity).instrument(span).await;
+    }
+}
+
+async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Request<Incoming>) -> Response<Body> {
     let server = &shard.config.server;
-    let user = head.header_str(&server.conn_id_header).unwrap_or("").to_owned();
-    let group = server
-        .conn_group_header
-        .as_deref()
-        .and_then(|name| head.header_str(name))
-        .filter(|g| !g.is_empty())
-        .unwrap_or(&server.conn_group_default)
-        .to_owned();
-    Identity { user, group }
+    let route = routing::route(request.method(), request.uri().path(), request.headers(), server.check_origin);
+    let response = match route {
+        Route::Ping => text(StatusCode::OK, "pong"),
+        Route::Live => text(StatusCode::OK, "live"),
+        Route::Ready => match shard.health.readiness() {
+            Readiness::Ready => text(StatusCode::OK, "ready"),
+            Readiness::KafkaUnreachable => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: Kafka unreachable"),
+            Readiness::Draining => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down"),
+        },
+        Route::Error { status, body, header } => {
+            let mut response = text(status, body);
+            if let Some((name, value)) = header {
+                response.headers_mut().insert(name, HeaderValue::from_static(value));
+            }
+            response
+        }
+        Route::Upgrade { accept_key } => {
+            let (user, group) = Identity::from_headers(server, request.headers());
+            upgrade.set(Some(Identity { user: user.unwrap_or_default(), group }));
+            switching_protocols(&accept_key)
+        }
+        Route::Rest => rest::handle(shard, request).await,
+    };
+    finish(shard, response)
+}
+
+/// While the server drains, every response closes its connection.
+fn finish(shard: &Shard, mut response: Response<Body>) -> Response<Body> {
+    if shard.draining.get() {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The 101 response that completes a WebSocket handshake.
+fn switching_protocols(accept_key: &str) -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(value) = HeaderValue::from_str(accept_key) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
+}
+
+/// A `text/plain` response.
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
 }

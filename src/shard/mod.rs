@@ -1,14 +1,20 @@
-//! Shards: one glommio executor per configured CPU, pinned to it. Each binds its own
-//! `SO_REUSEPORT` listener on the HTTP port (the kernel spreads connections across them), owns
-//! every connection it accepts, decodes frames in place and hands batches to the publisher
-//! queues. Delivery outcomes come back through the shard's inbox.
+//! Shards: one glommio executor per configured CPU, pinned to it. Each has its own
+//! `SO_REUSEPORT` listeners on the HTTP and gRPC ports (the kernel spreads connections across
+//! them), owns every connection it accepts, decodes batches in place and hands them to the
+//! publisher queues. Delivery outcomes come back through the shard's inbox and are routed to the
+//! WebSocket session or the waiting REST or gRPC request that sent the batch.
+//!
+//! On a shard: [`conn`] (HTTP/1 on hyper: health, REST, upgrades), [`rest`], [`session`]
+//! (WebSocket), [`grpc`] (HTTP/2 on hyper), [`submit`] (the common path to the publishers).
 //!
 //! A shard never blocks: no blocking locks, sleeps or blocking I/O; full queues turn into
 //! "stop reading this connection" (see `session`).
 
 mod conn;
-mod listener;
+mod grpc;
+mod rest;
 mod session;
+mod submit;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -17,6 +23,7 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
 use tungstenite::protocol::WebSocketConfig;
@@ -26,10 +33,10 @@ use crate::health::Health;
 use crate::metrics::local::FLUSH_PERIOD;
 use crate::metrics::{tags, LocalMetrics, MetricId, MetricsFactory, Tag};
 use crate::publish::PublishQueues;
-use crate::types::{ConnId, ShardId, ShardMsg};
+use crate::rt::{accept_loop, Deadlines, LocalExec};
+use crate::types::{Ack, ConnId, ShardId, ShardMsg};
 use session::{Outbound, OutboundTx};
 
-pub use listener::accept_loop;
 
 /// Why a shard could not start.
 #[derive(Debug, Error)]
@@ -89,6 +96,14 @@ pub(crate) struct Shard {
     /// Tag values the shard records with, interned once.
     pub(crate) tags: ShardTags,
     pub(crate) health: Arc<Health>,
+    /// hyper's HTTP/1 server settings for the HTTP port.
+    pub(crate) http1: hyper::server::conn::http1::Builder,
+    /// hyper's HTTP/2 server settings for the gRPC port.
+    pub(crate) http2: hyper::server::conn::http2::Builder<LocalExec>,
+    /// Set when shutdown begins: REST and gRPC refuse new batches, HTTP responses close.
+    pub(crate) draining: Cell<bool>,
+    /// REST and gRPC requests waiting for their batch's delivery outcome.
+    requests: RefCell<HashMap<ConnId, LocalSender<Ack>>>,
     /// Groups that had a connection on this shard (their gauge stays, at 0 when empty).
     groups_seen: RefCell<HashSet<Tag>>,
     last_flush: Cell<Instant>,
@@ -103,6 +118,7 @@ pub(crate) struct ShardTags {
     pub(crate) serde: Tag,
     pub(crate) unknown_content_type: Tag,
     pub(crate) close_error: Tag,
+    pub(crate) read_error: Tag,
     pub(crate) server_limit: Tag,
     pub(crate) duplicate: Tag,
     pub(crate) shard: Tag,
@@ -125,6 +141,7 @@ impl Shard {
             serde: metrics.tag("serde"),
             unknown_content_type: metrics.tag("unknowncontentype"),
             close_error: metrics.tag("closeerror"),
+            read_error: metrics.tag("readerr"),
             server_limit: metrics.tag("serverlimit"),
             duplicate: metrics.tag("duplicate"),
             shard: metrics.tag(&id.to_string()),
@@ -136,11 +153,27 @@ impl Shard {
             .max_write_buffer_size(server.write_buffer_bytes.max(1 << 16) * 4)
             .max_message_size(Some(server.max_frame_bytes))
             .max_frame_size(Some(server.max_frame_bytes));
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .keep_alive(true)
+            .max_headers(server.http_max_headers)
+            .max_header_size(server.http_max_header_bytes)
+            .max_buf_size(server.http_max_header_bytes.max(8192))
+            // Kept by the IO adapter instead: hyper's needs a Send timer (see crate::rt).
+            .header_read_timeout(None);
+        let mut http2 = hyper::server::conn::http2::Builder::new(LocalExec);
+        http2
+            .max_header_list_size(u32::try_from(server.http_max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(server.grpc_max_concurrent_streams);
         Shard {
             id,
             config,
             queues,
             ws_config,
+            http1,
+            http2,
+            draining: Cell::new(false),
+            requests: RefCell::new(HashMap::new()),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
             stats: RefCell::new(ShardSummary::default()),
@@ -220,13 +253,15 @@ impl Shard {
     fn route(&self, msg: ShardMsg) -> bool {
         match msg {
             ShardMsg::Ack(ack) => {
-                match self.conns.borrow().get(&ack.token.conn) {
-                    Some(entry) => {
-                        // Unbounded, but bounded by construction: at most
-                        // SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES replies per connection.
-                        let _ = entry.outbound.try_send(Outbound::Delivery(ack));
-                    }
-                    None => tracing::debug!(shard = %self.id, conn = %ack.token.conn, "ack for a closed connection"),
+                if let Some(entry) = self.conns.borrow().get(&ack.token.conn) {
+                    // Unbounded, but bounded by construction: at most
+                    // SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES replies per connection.
+                    let _ = entry.outbound.try_send(Outbound::Delivery(ack));
+                } else if let Some(request) = self.requests.borrow_mut().remove(&ack.token.conn) {
+                    // Capacity 1, and one ack per request: never full.
+                    let _ = request.try_send(ack);
+                } else {
+                    tracing::debug!(shard = %self.id, conn = %ack.token.conn, "ack for a closed connection");
                 }
                 true
             }
@@ -234,14 +269,69 @@ impl Shard {
         }
     }
 
+    /// A fresh connection id (also given to each REST and gRPC request).
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        let id = ConnId(self.next_conn.get());
+        self.next_conn.set(id.0 + 1);
+        id
+    }
+
+    /// Registers a request that waits for its batch's outcome under a fresh connection id.
+    pub(crate) fn await_ack(self: &Rc<Self>) -> PendingAck {
+        let conn = self.next_conn_id();
+        let (tx, rx) = local_channel::new_bounded(1);
+        self.requests.borrow_mut().insert(conn, tx);
+        PendingAck { shard: Rc::clone(self), conn, rx }
+    }
+
+    /// Read deadlines of HTTP/1 connections on the HTTP port.
+    pub(crate) fn http_deadlines(&self) -> Deadlines {
+        let server = &self.config.server;
+        Deadlines { idle: server.http_idle_timeout, head: Some(server.http_header_timeout) }
+    }
+
+    /// Read deadlines of HTTP/2 connections on the gRPC port.
+    pub(crate) fn grpc_deadlines(&self) -> Deadlines {
+        Deadlines { idle: self.config.server.http_idle_timeout, head: None }
+    }
+
     /// Tells every connection to finish its in-flight batches and close with 1001.
     fn go_away(&self) {
+        self.draining.set(true);
         for entry in self.conns.borrow_mut().values_mut() {
             let _ = entry.outbound.try_send(Outbound::GoingAway);
             if let Some(reader) = entry.reader.take() {
                 reader.cancel();
             }
         }
+    }
+}
+
+/// A REST or gRPC request waiting for its batch's outcome. Dropping it (the client left)
+/// forgets the request; its outcome is then dropped when it arrives.
+///
+/// Lives on: owning shard (!Send).
+pub(crate) struct PendingAck {
+    shard: Rc<Shard>,
+    conn: ConnId,
+    rx: LocalReceiver<Ack>,
+}
+
+impl PendingAck {
+    /// The connection id the batch carries in its token.
+    pub(crate) fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    /// The outcome; `None` only if the shard stopped routing.
+    pub(crate) async fn outcome(&self) -> Option<Ack> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for PendingAck {
+    fn drop(&mut self) {
+        self.shard.requests.borrow_mut().remove(&self.conn);
     }
 }
 
@@ -276,7 +366,7 @@ impl Drop for ReadyGuard {
 /// [`crate::metrics::io_uring`]).
 pub fn start(
     config: &Config,
-    listeners: Vec<StdTcpListener>,
+    listeners: Vec<(StdTcpListener, StdTcpListener)>,
     inboxes: Vec<async_channel::Receiver<ShardMsg>>,
     queues: &PublishQueues,
     metrics: &MetricsFactory,
@@ -324,15 +414,21 @@ pub fn start(
 
 async fn run(
     shard: Rc<Shard>,
-    listener: StdTcpListener,
+    (http_listener, grpc_listener): (StdTcpListener, StdTcpListener),
     inbox: async_channel::Receiver<ShardMsg>,
     ready: ReadyGuard,
 ) -> ShardSummary {
-    let listener = listener::adopt(listener);
     let accepting = {
         let shard = Rc::clone(&shard);
-        glommio::spawn_local(accept_loop(listener, move |stream| {
+        glommio::spawn_local(accept_loop(crate::rt::adopt(http_listener), move |stream| {
             glommio::spawn_local(conn::serve(Rc::clone(&shard), stream)).detach();
+        }))
+        .detach()
+    };
+    let accepting_grpc = {
+        let shard = Rc::clone(&shard);
+        glommio::spawn_local(accept_loop(crate::rt::adopt(grpc_listener), move |stream| {
+            glommio::spawn_local(grpc::serve(Rc::clone(&shard), stream)).detach();
         }))
         .detach()
     };
@@ -358,19 +454,21 @@ async fn run(
 
     // Shutdown: stop accepting, let connections finish their in-flight batches, then stop.
     accepting.cancel();
+    accepting_grpc.cancel();
     shard.go_away();
     let server = &shard.config.server;
     let deadline = Instant::now() + server.drain_timeout + server.write_wait + Duration::from_secs(1);
-    while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
+    let busy = || !shard.conns.borrow().is_empty() || !shard.requests.borrow().is_empty();
+    while busy() && Instant::now() < deadline {
         // Keep routing acks while connections drain; wake up regularly to notice they are gone.
         let next = glommio::timer::timeout(Duration::from_millis(20), async { Ok(inbox.recv().await.ok()) });
         if let Ok(Some(msg)) = next.await {
             shard.route(msg);
         }
     }
-    let left = shard.conns.borrow().len();
-    if left > 0 {
-        tracing::warn!(shard = %shard.id, connections = left, "connections still open at the drain deadline");
+    let (left, waiting) = (shard.conns.borrow().len(), shard.requests.borrow().len());
+    if left > 0 || waiting > 0 {
+        tracing::warn!(shard = %shard.id, connections = left, requests = waiting, "still open at the drain deadline");
     }
     flusher.cancel();
     shard.flush_metrics(inbox.len(), Duration::ZERO);

@@ -13,11 +13,10 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use bytes::Bytes;
-use crossbeam_channel::TrySendError;
 use futures_lite::StreamExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
@@ -29,19 +28,18 @@ use tungstenite::protocol::Role;
 use tungstenite::Message;
 
 use super::conn::Identity;
+use super::submit::{record_batch, record_refused, submit, PUBLISHER_STOPPED};
 use super::Shard;
 use crate::config::AckMode;
 use crate::dedup::{Dedup, Verdict};
 use crate::metrics::{tags, MetricId, Tag};
-use crate::protocol::batch::{decode_batch, DecodedBatch};
+use crate::protocol::batch::decode_batch;
 use crate::protocol::reply::{unix_now_secs, Reply};
+use crate::protocol::Wire;
 use crate::types::{Ack, AckToken, Batch, ConnId, DeliveryOutcome, Seq};
 
 /// Payload of server pings, as Raccoon sends them.
 const PING_PAYLOAD: &[u8] = b"--ping--";
-/// First and longest wait while a publisher queue is full.
-const QUEUE_FULL_BACKOFF_MIN: Duration = Duration::from_micros(100);
-const QUEUE_FULL_BACKOFF_MAX: Duration = Duration::from_millis(5);
 /// Largest close reason RFC 6455 allows (a control frame holds 125 bytes, 2 are the code).
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -70,14 +68,6 @@ pub(crate) enum Outbound {
     Drained,
 }
 
-/// How a reply is encoded: it mirrors the frame type of the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wire {
-    /// Binary frame, protobuf.
-    Proto,
-    /// Text frame, JSON.
-    Json,
-}
 
 /// Why the reader stopped.
 #[derive(Debug)]
@@ -272,9 +262,7 @@ async fn handle_batch(
     let decoded = match decode_batch(frame, &shard.config.topic_pattern) {
         Ok(decoded) => decoded,
         Err(error) => {
-            shard.stats.borrow_mut().bad_frames += 1;
-            let t = shard.tags;
-            shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([t.failed, t.serde, ctx.group]), 1);
+            record_refused(shard, ctx.group, shard.tags.serde);
             tracing::debug!(%conn, %error, "frame refused");
             return (Some(Reply::bad_request(error.req_guid().to_owned(), error.to_string())), None);
         }
@@ -300,11 +288,6 @@ async fn handle_batch(
     let wants_ack = shard.config.ack_mode == AckMode::OnDelivery;
     let token = AckToken { shard: shard.id, conn, seq: Seq(*next_seq) };
     *next_seq += 1;
-    {
-        let mut stats = shard.stats.borrow_mut();
-        stats.batches += 1;
-        stats.events += decoded.events.len() as u64;
-    }
     // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.
     let (batch_guid, reply_guid) =
         if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
@@ -319,47 +302,10 @@ async fn handle_batch(
         }
         Err(batch) => {
             let guid = reply_guid.unwrap_or(batch.req_guid);
-            Some(Reply::publish_failed(guid, "the publisher has stopped"))
+            Some(Reply::publish_failed(guid, PUBLISHER_STOPPED))
         }
     };
     (reply, Some(received_at))
-}
-
-/// Counts a decoded batch and its events.
-fn record_batch(shard: &Shard, group: Tag, batch: &DecodedBatch) {
-    let mut metrics = shard.metrics.borrow_mut();
-    if !metrics.enabled() {
-        return;
-    }
-    let t = shard.tags;
-    metrics.add(MetricId::BatchesRead, tags([t.success, t.na, group]), 1);
-    crate::metrics::count_events(&mut metrics, group, &batch.events);
-    if let Some(sent) = &batch.sent_time {
-        let sent = UNIX_EPOCH + Duration::new(sent.seconds.max(0) as u64, sent.nanos.clamp(0, 999_999_999) as u32);
-        if let (Ok(age), false) = (SystemTime::now().duration_since(sent), batch.events.is_empty()) {
-            metrics.record(MetricId::EventProcessing, tags([group]), age / batch.events.len() as u32);
-        }
-    }
-}
-
-/// Queues a batch for its publisher, waiting (without blocking the shard) while the queue is
-/// full. Only a stopped publisher hands the batch back.
-async fn submit(shard: &Shard, conn: ConnId, mut batch: Batch) -> Result<(), Batch> {
-    let mut backoff = QUEUE_FULL_BACKOFF_MIN;
-    loop {
-        match shard.queues.try_send(shard.id, conn, batch) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Full(returned)) => {
-                if backoff == QUEUE_FULL_BACKOFF_MIN {
-                    shard.metrics.borrow_mut().add(MetricId::ShardQueueFull, tags([shard.tags.shard]), 1);
-                }
-                batch = returned;
-                glommio::timer::sleep(backoff).await;
-                backoff = (backoff * 2).min(QUEUE_FULL_BACKOFF_MAX);
-            }
-            Err(TrySendError::Disconnected(returned)) => return Err(returned),
-        }
-    }
 }
 
 /// The only place that writes to the socket.

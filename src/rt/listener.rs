@@ -1,4 +1,4 @@
-//! The accept loop of one shard.
+//! The accept loop of one listener (a shard's, or the Prometheus exporter's).
 //!
 //! glommio 0.9.0 adds a waker clone to a pending `accept()` on every poll, and its task
 //! reference count (an `i16`) overflows after about 32,767 polls: the executor panics with
@@ -16,9 +16,9 @@ use glommio::net::{TcpListener, TcpStream};
 /// error does not spin the shard.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Moves a listening socket bound by the main thread into this shard's reactor.
+/// Moves a listening socket bound by the main thread into the current executor's reactor.
 #[allow(unsafe_code)]
-pub(super) fn adopt(listener: StdTcpListener) -> TcpListener {
+pub fn adopt(listener: StdTcpListener) -> TcpListener {
     let fd = listener.into_raw_fd();
     // SAFETY: `fd` comes from `into_raw_fd` on a bound, listening TCP socket, so it is open,
     // of the right kind, and owned by nobody else from here on.
