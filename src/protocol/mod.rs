@@ -1,8 +1,9 @@
-//! Sans-IO codecs: the wire contract (generated from `proto/`), batch decoding, reply encoding and
-//! the small HTTP/1.1 head handling the HTTP port needs. Nothing here knows about glommio, Kafka
-//! or threads; everything is a function of bytes in, bytes out.
+//! Sans-IO codecs: the wire contract (generated from `proto/`), batch decoding, reply encoding,
+//! the small HTTP/1.1 head handling the HTTP port needs and its CORS policy. Nothing here knows
+//! about glommio, Kafka or threads; everything is a function of bytes in, bytes out.
 
 pub mod batch;
+pub mod cors;
 pub mod http;
 pub mod reply;
 
