@@ -66,6 +66,18 @@ keys! {
         "Read for compatibility, no effect: every connection's writer task sends its own pings.";
     "SERVER_WEBSOCKET_CHECK_ORIGIN" = "true", Raccoon,
         "Same-origin check on upgrade (no Origin, or Origin host equal to Host); false accepts any origin.";
+    "SERVER_CORS_ENABLED" = "false", Raccoon,
+        "Apply the CORS policy below to the whole HTTP port, as Raccoon's gorilla/handlers middleware did: preflights (OPTIONS with Origin and Access-Control-Request-Method) are answered, responses to allowed origins get Access-Control-Allow-Origin. Other OPTIONS requests are routed (gorilla answered them itself).";
+    "SERVER_CORS_ALLOWED_ORIGIN" = "", Raccoon,
+        "Comma-separated (or YAML list) origins allowed, each `*` or `scheme://host[:port]`; matched ignoring case and answered with the request's origin. `*`, or an empty list, allows every origin and answers `*`. With CORS on, other origins are still served, without CORS headers.";
+    "SERVER_CORS_ALLOWED_METHODS" = "GET,HEAD,POST,OPTIONS", Raccoon,
+        "Methods a preflight may ask for (HTTP tokens, upper-cased); any other gets 405.";
+    "SERVER_CORS_ALLOWED_HEADERS" = "", RaccoonChanged,
+        "Request headers a preflight may ask for (header names), besides Accept, Accept-Language, Content-Language and Origin; any other gets 403. Always augmented with Content-Type and the SERVER_WEBSOCKET_CONN_ID_HEADER and SERVER_WEBSOCKET_CONN_GROUP_HEADER names, whatever source set them (Raccoon added them only when set in the environment, not in YAML).";
+    "SERVER_CORS_ALLOW_CREDENTIALS" = "false", Raccoon,
+        "Send Access-Control-Allow-Credentials: true to allowed origins. Browsers ignore it when the allowed origins are `*`.";
+    "SERVER_CORS_PREFLIGHT_MAX_AGE_SECONDS" = "0", Raccoon,
+        "Access-Control-Max-Age of preflight answers; 0 sends none. Values above 600 are sent as 600, as Raccoon's gorilla/handlers did.";
     "SERVER_WEBSOCKET_MAX_FRAME_BYTES" = "4194304", New,
         "Largest WebSocket message accepted (Raccoon: unbounded). A larger one gets close code 1009 naming both sizes; replies for batches already in flight are sent first.";
     "SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES" = "128", New,

@@ -21,6 +21,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::metrics::MetricsConfig;
+use crate::protocol::cors::CorsConfig;
 use crate::topic::TopicPattern;
 use keys::{KAFKA_CLIENT_PREFIX, KEYS};
 
@@ -134,6 +135,9 @@ pub struct ServerConfig {
     pub write_wait: Duration,
     /// Same-origin check on upgrade.
     pub check_origin: bool,
+    /// CORS policy of the HTTP port (`SERVER_CORS_*`), or `None` when `SERVER_CORS_ENABLED` is
+    /// false. Its allowed headers already include Content-Type and the id and group headers.
+    pub cors: Option<CorsConfig>,
     /// Largest WebSocket message.
     pub max_frame_bytes: usize,
     /// Unanswered batches per connection before reading pauses.
@@ -349,6 +353,12 @@ impl Raw {
         self.int::<u64>(key, 1, 86_400_000).map(Duration::from_millis)
     }
 
+    /// The comma-separated entries of `key`, trimmed, empty ones dropped (YAML lists arrive
+    /// joined with commas).
+    fn list(&self, key: &str) -> Vec<String> {
+        self.get(key).0.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+
     fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
         match self.get(key).0.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
@@ -428,6 +438,7 @@ impl Config {
         raw.int::<usize>("SERVER_WEBSOCKET_PINGER_SIZE", 1, 1_000_000)?;
         let dedup_window = raw.int::<usize>("SERVER_BATCH_DEDUP_WINDOW", 1, 1 << 20)?;
         let dedup_window = raw.boolean("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED")?.then_some(dedup_window);
+        let cors = cors_config(raw, &conn_id_header, &group_header)?;
 
         let server = ServerConfig {
             bind,
@@ -442,6 +453,7 @@ impl Config {
             pong_wait,
             write_wait: raw.millis("SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS")?,
             check_origin: raw.boolean("SERVER_WEBSOCKET_CHECK_ORIGIN")?,
+            cors,
             max_frame_bytes: raw.int::<usize>("SERVER_WEBSOCKET_MAX_FRAME_BYTES", 1024, 1 << 30)?,
             max_inflight_batches: raw.int::<usize>("SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES", 1, 1 << 20)?,
             dedup_window,
@@ -538,6 +550,69 @@ fn metrics_config(raw: &Raw, bind: IpAddr) -> Result<MetricsConfig, ConfigError>
         window: raw.millis("METRIC_RUNTIME_STATS_RECORD_INTERVAL_MS")?,
         tag_values_max: raw.int::<usize>("METRIC_TAG_VALUES_MAX", 1, 1_000_000)?,
     })
+}
+
+/// `SERVER_CORS_*`, validated when `SERVER_CORS_ENABLED` is true.
+fn cors_config(raw: &Raw, id_header: &str, group_header: &str) -> Result<Option<CorsConfig>, ConfigError> {
+    if !raw.boolean("SERVER_CORS_ENABLED")? {
+        return Ok(None);
+    }
+    let allowed_origins = raw.list("SERVER_CORS_ALLOWED_ORIGIN");
+    if let Some(bad) = allowed_origins.iter().find(|o| *o != "*" && !is_origin(o)) {
+        return Err(raw.invalid(
+            "SERVER_CORS_ALLOWED_ORIGIN",
+            format!("{bad:?} is not * or an origin such as https://app.example.com or http://localhost:3000"),
+        ));
+    }
+    let allowed_methods = raw.list("SERVER_CORS_ALLOWED_METHODS");
+    if allowed_methods.is_empty() {
+        return Err(raw.invalid("SERVER_CORS_ALLOWED_METHODS", "expected at least one method, such as GET,POST"));
+    }
+    if let Some(bad) = allowed_methods.iter().find(|m| httparse_token(m).is_err()) {
+        return Err(raw.invalid("SERVER_CORS_ALLOWED_METHODS", format!("{bad:?} is not an HTTP method")));
+    }
+    let mut allowed_headers = raw.list("SERVER_CORS_ALLOWED_HEADERS");
+    if let Some(bad) = allowed_headers.iter().find(|h| httparse_token(h).is_err()) {
+        return Err(raw.invalid("SERVER_CORS_ALLOWED_HEADERS", format!("{bad:?} is not an HTTP header name")));
+    }
+    // As Raccoon does, and whatever source set them: the headers its own clients send.
+    for name in ["Content-Type", id_header, group_header] {
+        if !name.is_empty() && !allowed_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            allowed_headers.push(name.to_owned());
+        }
+    }
+    Ok(Some(CorsConfig {
+        allowed_origins,
+        allowed_methods,
+        allowed_headers,
+        allow_credentials: raw.boolean("SERVER_CORS_ALLOW_CREDENTIALS")?,
+        max_age_secs: raw.int::<u64>("SERVER_CORS_PREFLIGHT_MAX_AGE_SECONDS", 0, u64::from(u32::MAX))?,
+    }))
+}
+
+/// Whether `text` is a serialised origin: `scheme://host[:port]`, nothing after; the host is a
+/// DNS name, an IPv4 address or a bracketed IPv6 address.
+fn is_origin(text: &str) -> bool {
+    let Some((scheme, authority)) = text.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    // `port` is what follows the host: nothing, or `:` and the port number.
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((addr, after)) => (addr.parse::<std::net::Ipv6Addr>().is_ok(), after),
+            None => return false,
+        },
+        None => {
+            let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            let label_ok = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            (host.split('.').all(label_ok), port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
+    scheme_ok && host_ok && port_ok
 }
 
 fn httparse_token(name: &str) -> Result<(), ()> {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::protocol::cors::CorsConfig;
 
 fn sources(env: &[(&str, &str)]) -> Sources {
     Sources {
@@ -179,4 +180,92 @@ fn dedup_is_off_by_default_and_its_window_is_validated() {
     assert!(text.contains("SERVER_BATCH_DEDUP_WINDOW"), "{text}");
     let text = err_text(&sources(&[("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED", "maybe")]));
     assert!(text.contains("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED"), "{text}");
+}
+
+#[test]
+fn cors_is_off_by_default_and_its_keys_are_then_ignored() {
+    assert_eq!(Config::build(&sources(&[])).unwrap().server.cors, None);
+    let off = sources(&[("SERVER_CORS_ALLOWED_ORIGIN", "not an origin"), ("SERVER_CORS_ALLOWED_METHODS", "")]);
+    assert_eq!(Config::build(&off).unwrap().server.cors, None);
+}
+
+#[test]
+fn cors_from_env_as_in_raccoons_integration_test() {
+    let cfg = Config::build(&sources(&[
+        ("SERVER_CORS_ENABLED", "true"),
+        ("SERVER_CORS_ALLOWED_ORIGIN", "http://localhost:3000, http://localhost:8080"),
+        ("SERVER_CORS_PREFLIGHT_MAX_AGE_SECONDS", "60"),
+        ("SERVER_WEBSOCKET_CONN_GROUP_HEADER", "X-User-Group"),
+    ]))
+    .unwrap();
+    let cors = cfg.server.cors.expect("enabled");
+    assert_eq!(
+        cors,
+        CorsConfig {
+            allowed_origins: vec!["http://localhost:3000".into(), "http://localhost:8080".into()],
+            allowed_methods: vec!["GET".into(), "HEAD".into(), "POST".into(), "OPTIONS".into()],
+            allowed_headers: vec!["Content-Type".into(), "X-User-ID".into(), "X-User-Group".into()],
+            allow_credentials: false,
+            max_age_secs: 60,
+        }
+    );
+}
+
+#[test]
+fn cors_from_yaml_lists_and_headers_are_augmented_whatever_the_source() {
+    let mut s = sources(&[]);
+    s.file = Some((
+        "f.yaml".into(),
+        "server:\n  websocket:\n    conn:\n      id_header: X-Id\n      group_header: X-Group\n  cors:\n    enabled: true\n    \
+         allowed_origin: ['*']\n    allowed_methods: [get, PUT]\n    allowed_headers: [content-type, X-Trace]\n    \
+         allow_credentials: true\n"
+            .into(),
+    ));
+    let cors = Config::build(&s).unwrap().server.cors.expect("enabled");
+    assert_eq!(cors.allowed_origins, ["*"]);
+    assert_eq!(cors.allowed_methods, ["get", "PUT"]);
+    // content-type is not added twice; the id and group headers from YAML are added.
+    assert_eq!(cors.allowed_headers, ["content-type", "X-Trace", "X-Id", "X-Group"]);
+    assert!(cors.allow_credentials);
+    assert_eq!(cors.max_age_secs, 0);
+}
+
+#[test]
+fn cors_values_are_validated_naming_the_key() {
+    let on =
+        |key: &'static str, value: &'static str| err_text(&sources(&[("SERVER_CORS_ENABLED", "true"), (key, value)]));
+    for bad in [
+        "localhost:3000",
+        "http://",
+        "http://a b",
+        "https://app.example/",
+        "http://h:99999",
+        "http://h:",
+        "*x",
+        "http://[::1",
+        "http://[zz]:1",
+        "http://u@h",
+        "http://a..b",
+        "1http://h",
+    ] {
+        let text = on("SERVER_CORS_ALLOWED_ORIGIN", bad);
+        assert!(text.contains("SERVER_CORS_ALLOWED_ORIGIN") && text.contains("is not * or an origin"), "{bad}: {text}");
+    }
+    let text = on("SERVER_CORS_ALLOWED_METHODS", "GET,PO ST");
+    assert!(text.contains("SERVER_CORS_ALLOWED_METHODS") && text.contains("\"PO ST\" is not an HTTP method"), "{text}");
+    let text = on("SERVER_CORS_ALLOWED_METHODS", " , ");
+    assert!(text.contains("SERVER_CORS_ALLOWED_METHODS") && text.contains("at least one"), "{text}");
+    let text = on("SERVER_CORS_ALLOWED_HEADERS", "X-Ok,X:Bad");
+    assert!(text.contains("SERVER_CORS_ALLOWED_HEADERS") && text.contains("\"X:Bad\""), "{text}");
+    assert!(on("SERVER_CORS_ALLOW_CREDENTIALS", "maybe").contains("SERVER_CORS_ALLOW_CREDENTIALS"));
+    assert!(on("SERVER_CORS_PREFLIGHT_MAX_AGE_SECONDS", "-1").contains("SERVER_CORS_PREFLIGHT_MAX_AGE_SECONDS"));
+    assert!(err_text(&sources(&[("SERVER_CORS_ENABLED", "yes please")])).contains("SERVER_CORS_ENABLED"));
+}
+
+#[test]
+fn cors_origins_that_are_accepted() {
+    let good = "*,http://localhost:3000,https://app.example.com,http://127.0.0.1:8080,http://[::1]:3000,\
+                https://[2001:db8::1],chrome-extension://abcdef,HTTP://Example.COM";
+    let cfg = Config::build(&sources(&[("SERVER_CORS_ENABLED", "1"), ("SERVER_CORS_ALLOWED_ORIGIN", good)])).unwrap();
+    assert_eq!(cfg.server.cors.unwrap().allowed_origins.len(), 8);
 }

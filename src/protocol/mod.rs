@@ -1,8 +1,9 @@
 //! Sans-IO codecs: the wire contract (generated from `proto/`), batch decoding, reply encoding,
-//! HTTP routing and gRPC framing. Nothing here knows about glommio, Kafka or threads; everything
+//! HTTP routing, CORS and gRPC framing. Nothing here knows about glommio, Kafka or threads; everything
 //! is a function of bytes (or `http` crate types) in, bytes out.
 
 pub mod batch;
+pub mod cors;
 pub mod grpc;
 pub mod http;
 pub mod reply;

@@ -91,8 +91,16 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
 async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Request<Incoming>) -> Response<Body> {
     let server = &shard.config.server;
+    if let Some(preflight) = shard.cors.as_ref().and_then(|c| c.preflight(request.method(), request.headers())) {
+        let mut response = Response::new(Body::default());
+        *response.status_mut() = preflight.status;
+        *response.headers_mut() = preflight.headers;
+        return finish(shard, response);
+    }
+    // CORS headers go on every response, as Raccoon's middleware wrapped its whole router.
+    let cors_request = shard.cors.is_some().then(|| request.headers().clone());
     let route = routing::route(request.method(), request.uri().path(), request.headers(), server.check_origin);
-    let response = match route {
+    let mut response = match route {
         Route::Ping => text(StatusCode::OK, "pong"),
         Route::Live => text(StatusCode::OK, "live"),
         Route::Ready => match shard.health.readiness() {
@@ -114,6 +122,9 @@ async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Re
         }
         Route::Rest => rest::handle(shard, request).await,
     };
+    if let (Some(cors), Some(headers)) = (&shard.cors, cors_request) {
+        cors.decorate(&headers, response.headers_mut());
+    }
     finish(shard, response)
 }
 

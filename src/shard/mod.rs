@@ -100,6 +100,8 @@ pub(crate) struct Shard {
     pub(crate) http1: hyper::server::conn::http1::Builder,
     /// hyper's HTTP/2 server settings for the gRPC port.
     pub(crate) http2: hyper::server::conn::http2::Builder<LocalExec>,
+    /// `SERVER_CORS_*`, when enabled.
+    pub(crate) cors: Option<crate::protocol::cors::CorsPolicy>,
     /// Set when shutdown begins: REST and gRPC refuse new batches, HTTP responses close.
     pub(crate) draining: Cell<bool>,
     /// REST and gRPC requests waiting for their batch's delivery outcome.
@@ -161,6 +163,7 @@ impl Shard {
             .max_buf_size(server.http_max_header_bytes.max(8192))
             // Kept by the IO adapter instead: hyper's needs a Send timer (see crate::rt).
             .header_read_timeout(None);
+        let cors = server.cors.as_ref().map(crate::protocol::cors::CorsPolicy::new);
         let mut http2 = hyper::server::conn::http2::Builder::new(LocalExec);
         http2
             .max_header_list_size(u32::try_from(server.http_max_header_bytes).unwrap_or(u32::MAX))
@@ -172,6 +175,7 @@ impl Shard {
             ws_config,
             http1,
             http2,
+            cors,
             draining: Cell::new(false),
             requests: RefCell::new(HashMap::new()),
             conns: RefCell::new(HashMap::new()),
