@@ -76,7 +76,6 @@ fn bad_values_name_key_value_and_source() {
         "invalid value \"80800\" for SERVER_WEBSOCKET_PORT (from environment): expected a whole number from 0 to 65535"
     );
     assert!(err_text(&sources(&[("EVENT_ACK", "2")])).contains("EVENT_ACK"));
-    assert!(err_text(&sources(&[("PUBLISHER_TYPE", "pubsub")])).contains("only kafka"));
     assert!(err_text(&sources(&[("SERVER_WEBSOCKET_CHECK_ORIGIN", "maybe")])).contains("true or false"));
     assert!(err_text(&sources(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", "a b-%s")])).contains("0x20"));
     assert!(err_text(&sources(&[("SERVER_WEBSOCKET_CONN_ID_HEADER", "X User")])).contains("header name"));
@@ -179,4 +178,22 @@ fn dedup_is_off_by_default_and_its_window_is_validated() {
     assert!(text.contains("SERVER_BATCH_DEDUP_WINDOW"), "{text}");
     let text = err_text(&sources(&[("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED", "maybe")]));
     assert!(text.contains("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED"), "{text}");
+}
+
+#[test]
+fn publisher_type_is_kafka_or_log() {
+    assert_eq!(Config::build(&sources(&[])).unwrap().publisher.kind, PublisherKind::Kafka);
+    let log = Config::build(&sources(&[("PUBLISHER_TYPE", "log")])).unwrap();
+    assert_eq!(log.publisher.kind, PublisherKind::Log);
+    let mut s = sources(&[]);
+    s.file = Some(("f.yaml".into(), "publisher:\n  type: log\n".into()));
+    assert_eq!(Config::build(&s).unwrap().publisher.kind, PublisherKind::Log);
+    assert_eq!(
+        err_text(&sources(&[("PUBLISHER_TYPE", "pubsub")])),
+        "invalid value \"pubsub\" for PUBLISHER_TYPE (from environment): expected kafka or log (pubsub and kinesis are Raccoon publishers this server does not have)"
+    );
+    assert_eq!(
+        err_text(&sources(&[("PUBLISHER_TYPE", "stdout")])),
+        "invalid value \"stdout\" for PUBLISHER_TYPE (from environment): expected kafka or log"
+    );
 }
