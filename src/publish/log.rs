@@ -22,13 +22,12 @@
 //! Runs on: its own OS threads, `raccoon-log-p` (blocking is fine here, never on a shard).
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::rawproto::{self, RawProtoError};
-use super::with_metrics;
+use super::{with_metrics, Started};
 use crate::logging::Throttle;
 use crate::metrics::{local::FLUSH_PERIOD, tags, MetricId, MetricsFactory, Tag};
 use crate::types::{Ack, Batch, DeliveryOutcome, EventRecord, ShardMsg};
@@ -56,7 +55,7 @@ pub(super) fn start(
     queue_capacity: usize,
     inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
     metrics: &MetricsFactory,
-) -> std::io::Result<(Vec<JoinHandle<()>>, Vec<Sender<Batch>>)> {
+) -> std::io::Result<Started> {
     let lost_log = Arc::new(Throttle::new());
     let mut handles = Vec::with_capacity(threads);
     let mut senders = Vec::with_capacity(threads);

@@ -51,6 +51,9 @@ fn with_metrics<R>(f: impl FnOnce(&mut LocalMetrics) -> R) -> R {
     })
 }
 
+/// Started publisher threads and the sending sides of their queues, index-aligned.
+type Started = (Vec<JoinHandle<()>>, Vec<Sender<Batch>>);
+
 /// Why the publishers could not start.
 #[derive(Debug, Error)]
 pub enum PublishError {
@@ -138,7 +141,7 @@ fn start_kafka(
     inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
     metrics: &MetricsFactory,
     abandon: &Arc<AtomicBool>,
-) -> Result<(Vec<JoinHandle<()>>, Vec<Sender<Batch>>), PublishError> {
+) -> Result<Started, PublishError> {
     let mut client = ClientConfig::new();
     for (key, value) in &config.publisher.kafka {
         client.set(key, value);
