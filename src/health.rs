@@ -3,7 +3,8 @@
 //! * `GET /ping` answers `200 pong` as Raccoon does, whatever the state.
 //! * `GET /health/live` answers `200 live` while a shard can answer at all.
 //! * `GET /health/ready` answers `200 ready` when Kafka answered the last metadata request and
-//!   the server is not draining; otherwise `503` with the reason.
+//!   the server is not draining; otherwise `503` with the reason. A server whose publisher needs
+//!   no broker (`PUBLISHER_TYPE=log`, [`Health::without_broker`]) is ready until it drains.
 //!
 //! A checker thread asks the brokers for metadata every [`CHECK_PERIOD`] with its own
 //! librdkafka client, so a slow or dead broker never blocks a publisher or a shard; shards read
@@ -27,6 +28,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Crosses threads (Send + Sync).
 #[derive(Debug, Default)]
 pub struct Health {
+    /// The publisher needs no broker: Kafka's reachability does not matter.
+    no_broker: bool,
     kafka_reachable: AtomicBool,
     draining: AtomicBool,
     stop: AtomicBool,
@@ -44,11 +47,17 @@ pub enum Readiness {
 }
 
 impl Health {
+    /// Flags for a server whose publisher needs no broker (the log publisher): ready from the
+    /// start, with no checker to run.
+    pub fn without_broker() -> Health {
+        Health { no_broker: true, ..Health::default() }
+    }
+
     /// Current readiness.
     pub fn readiness(&self) -> Readiness {
         if self.draining.load(Ordering::Acquire) {
             Readiness::Draining
-        } else if !self.kafka_reachable.load(Ordering::Acquire) {
+        } else if !self.no_broker && !self.kafka_reachable.load(Ordering::Acquire) {
             Readiness::KafkaUnreachable
         } else {
             Readiness::Ready
@@ -61,7 +70,8 @@ impl Health {
         self.stop.store(true, Ordering::Release);
     }
 
-    /// Starts the checker thread with librdkafka properties `kafka` (the producers' own).
+    /// Starts the checker thread with librdkafka properties `kafka` (the producers' own). Until
+    /// its first check, readiness is [`Readiness::KafkaUnreachable`].
     pub fn start_checker(self: &Arc<Self>, kafka: &BTreeMap<String, String>) -> anyhow::Result<()> {
         use anyhow::Context;
         let mut config = ClientConfig::new();
@@ -98,5 +108,28 @@ impl Health {
             // Serves (and so frees) whatever librdkafka queued for this client, logs included.
             client.poll(CHECK_PERIOD);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_readiness_follows_the_checks_and_draining_wins() {
+        let health = Health::default();
+        assert_eq!(health.readiness(), Readiness::KafkaUnreachable, "not ready before the first check");
+        health.kafka_reachable.store(true, Ordering::Release);
+        assert_eq!(health.readiness(), Readiness::Ready);
+        health.start_draining();
+        assert_eq!(health.readiness(), Readiness::Draining);
+    }
+
+    #[test]
+    fn a_server_without_broker_is_ready_until_it_drains() {
+        let health = Health::without_broker();
+        assert_eq!(health.readiness(), Readiness::Ready);
+        health.start_draining();
+        assert_eq!(health.readiness(), Readiness::Draining);
     }
 }

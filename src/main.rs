@@ -12,7 +12,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use raccoon::config::{keys::KEYS, Config, ServerConfig, Sources};
+use raccoon::config::{keys::KEYS, Config, PublisherKind, ServerConfig, Sources};
 use raccoon::health::Health;
 use raccoon::metrics::Metrics;
 use raccoon::publish::Publishers;
@@ -141,8 +141,15 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let (Some(addr), Some((_, path))) = (metrics.prometheus_addr(), &config.metrics.prometheus) {
         tracing::info!(%addr, "Prometheus metrics on http://{addr}{path}");
     }
-    let health = Arc::new(Health::default());
-    health.start_checker(&config.publisher.kafka)?;
+    // The log publisher needs no broker: nothing to check, and readiness does not wait for one.
+    let health = match config.publisher.kind {
+        PublisherKind::Kafka => {
+            let health = Arc::new(Health::default());
+            health.start_checker(&config.publisher.kafka)?;
+            health
+        }
+        PublisherKind::Log => Arc::new(Health::without_broker()),
+    };
     let (publishers, queues) = Publishers::start(&config, inbox_txs.clone(), &metrics.factory())?;
     let shards = shard::start(&config, listeners, inbox_rxs, &queues, &metrics.factory(), &health)?;
     drop(queues);
@@ -151,14 +158,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         %addr,
         shards = shards.len(),
         cpus = ?config.server.shard_cpus,
+        publisher = %config.publisher.kind,
         publishers = config.publisher.threads,
         ack = ?config.ack_mode,
-        kafka = %config.publisher.kafka.get("bootstrap.servers").map_or("", String::as_str),
+        kafka = %match config.publisher.kind {
+            PublisherKind::Kafka => config.publisher.kafka.get("bootstrap.servers").map_or("", String::as_str),
+            PublisherKind::Log => "none",
+        },
         "raccoon listening on {addr}"
     );
 
     let signal = signals.forever().next();
-    tracing::info!(?signal, "shutting down: closing connections, then flushing Kafka");
+    tracing::info!(?signal, "shutting down: closing connections, then draining the publishers");
     // A second signal during shutdown means "now".
     let handle = signals.handle();
     std::thread::spawn(move || {

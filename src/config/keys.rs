@@ -120,12 +120,12 @@ keys! {
         "0: reply as soon as the batch is queued for Kafka. 1: reply only after Kafka confirmed every event, or with CODE_INTERNAL_ERROR naming what failed. Other values are refused (Raccoon treated them as 0).";
     "EVENT_DISTRIBUTION_PUBLISHER_PATTERN" = "clickstream-%s-log", Raccoon,
         "Topic for an event: the first %s replaced by its type. Without %s, every event goes to this one topic.";
-    "PUBLISHER_TYPE" = "kafka", Raccoon,
-        "Only `kafka` is supported; anything else is refused at startup.";
+    "PUBLISHER_TYPE" = "kafka", RaccoonChanged,
+        "`kafka`, or `log` for development and quick starts: nothing is published and no broker is needed (readiness does not check Kafka); each event is logged at INFO as `[LogPublisher] kind = json|protobuf, event_type = <type>, event = <payload>`, JSON payloads as text, others decoded as schemaless protobuf (`1:\"x\" 2:420`), and a payload that is neither fails its batch. Raccoon's `pubsub` and `kinesis` are refused at startup.";
     "PUBLISHER_KAFKA_FLUSH_INTERVAL_MS" = "1000", Raccoon,
         "On shutdown, how long each producer may spend flushing to Kafka.";
     "PUBLISHER_KAFKA_PRODUCER_THREADS" = "1", New,
-        "Publisher threads, each with its own librdkafka producer and bounded queue. A connection always uses the same one.";
+        "Publisher threads, each with its own librdkafka producer and bounded queue. A connection always uses the same one. With PUBLISHER_TYPE=log, the number of log publisher threads.";
     "PUBLISHER_KAFKA_DELIVERY_CHANNEL_SIZE" = "10", RaccoonChanged,
         "Read for compatibility, no effect: delivery reports go straight to the owning shard's inbox.";
     "METRIC_PROMETHEUS_ENABLED" = "false", RaccoonChanged,

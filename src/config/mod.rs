@@ -99,6 +99,24 @@ pub enum AckMode {
     OnDelivery,
 }
 
+/// Which publisher the threads run (`PUBLISHER_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublisherKind {
+    /// `kafka`: librdkafka producers.
+    Kafka,
+    /// `log`: every event is logged at INFO, nothing is published, no broker is needed.
+    Log,
+}
+
+impl fmt::Display for PublisherKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PublisherKind::Kafka => "kafka",
+            PublisherKind::Log => "log",
+        })
+    }
+}
+
 /// How log lines look (`LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -173,13 +191,16 @@ pub struct ServerConfig {
 /// Settings of the publisher threads.
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {
-    /// Number of publisher threads.
+    /// `PUBLISHER_TYPE`.
+    pub kind: PublisherKind,
+    /// Number of publisher threads (of either kind).
     pub threads: usize,
     /// Batches each publisher queue holds.
     pub queue_capacity: usize,
     /// Flush deadline at shutdown.
     pub flush_timeout: Duration,
-    /// librdkafka properties, defaults merged with `PUBLISHER_KAFKA_CLIENT_*`.
+    /// librdkafka properties, defaults merged with `PUBLISHER_KAFKA_CLIENT_*` (unused by the
+    /// log publisher).
     pub kafka: BTreeMap<String, String>,
 }
 
@@ -480,10 +501,17 @@ impl Config {
         let topic_pattern = TopicPattern::parse(raw.get("EVENT_DISTRIBUTION_PUBLISHER_PATTERN").0)
             .map_err(|e| raw.invalid("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", e.to_string()))?;
 
-        match raw.get("PUBLISHER_TYPE").0 {
-            "kafka" => {}
-            other => return Err(raw.invalid("PUBLISHER_TYPE", format!("only kafka is supported; {other:?} is not"))),
-        }
+        let kind = match raw.get("PUBLISHER_TYPE").0.to_ascii_lowercase().as_str() {
+            "kafka" => PublisherKind::Kafka,
+            "log" => PublisherKind::Log,
+            "pubsub" | "kinesis" => {
+                return Err(raw.invalid(
+                    "PUBLISHER_TYPE",
+                    "expected kafka or log (pubsub and kinesis are Raccoon publishers this server does not have)",
+                ))
+            }
+            _ => return Err(raw.invalid("PUBLISHER_TYPE", "expected kafka or log")),
+        };
         raw.int::<usize>("WORKER_POOL_SIZE", 1, 1_000_000)?;
         raw.int::<usize>("PUBLISHER_KAFKA_DELIVERY_CHANNEL_SIZE", 1, 1_000_000)?;
 
@@ -492,6 +520,7 @@ impl Config {
         let kafka = kafka::client_properties(kafka_pairs);
 
         let publisher = PublisherConfig {
+            kind,
             threads: raw.int::<usize>("PUBLISHER_KAFKA_PRODUCER_THREADS", 1, 256)?,
             queue_capacity: raw.int::<usize>("WORKER_BUFFER_CHANNEL_SIZE", 1, 1 << 20)?,
             flush_timeout: raw.millis("PUBLISHER_KAFKA_FLUSH_INTERVAL_MS")?,

@@ -77,7 +77,6 @@ fn bad_values_name_key_value_and_source() {
         "invalid value \"80800\" for SERVER_WEBSOCKET_PORT (from environment): expected a whole number from 0 to 65535"
     );
     assert!(err_text(&sources(&[("EVENT_ACK", "2")])).contains("EVENT_ACK"));
-    assert!(err_text(&sources(&[("PUBLISHER_TYPE", "pubsub")])).contains("only kafka"));
     assert!(err_text(&sources(&[("SERVER_WEBSOCKET_CHECK_ORIGIN", "maybe")])).contains("true or false"));
     assert!(err_text(&sources(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", "a b-%s")])).contains("0x20"));
     assert!(err_text(&sources(&[("SERVER_WEBSOCKET_CONN_ID_HEADER", "X User")])).contains("header name"));
@@ -268,4 +267,22 @@ fn cors_origins_that_are_accepted() {
                 https://[2001:db8::1],chrome-extension://abcdef,HTTP://Example.COM";
     let cfg = Config::build(&sources(&[("SERVER_CORS_ENABLED", "1"), ("SERVER_CORS_ALLOWED_ORIGIN", good)])).unwrap();
     assert_eq!(cfg.server.cors.unwrap().allowed_origins.len(), 8);
+}
+
+#[test]
+fn publisher_type_is_kafka_or_log() {
+    assert_eq!(Config::build(&sources(&[])).unwrap().publisher.kind, PublisherKind::Kafka);
+    let log = Config::build(&sources(&[("PUBLISHER_TYPE", "log")])).unwrap();
+    assert_eq!(log.publisher.kind, PublisherKind::Log);
+    let mut s = sources(&[]);
+    s.file = Some(("f.yaml".into(), "publisher:\n  type: log\n".into()));
+    assert_eq!(Config::build(&s).unwrap().publisher.kind, PublisherKind::Log);
+    assert_eq!(
+        err_text(&sources(&[("PUBLISHER_TYPE", "pubsub")])),
+        "invalid value \"pubsub\" for PUBLISHER_TYPE (from environment): expected kafka or log (pubsub and kinesis are Raccoon publishers this server does not have)"
+    );
+    assert_eq!(
+        err_text(&sources(&[("PUBLISHER_TYPE", "stdout")])),
+        "invalid value \"stdout\" for PUBLISHER_TYPE (from environment): expected kafka or log"
+    );
 }

@@ -1,8 +1,14 @@
-//! Publisher threads: each owns one librdkafka producer and one bounded crossbeam queue of
-//! [`Batch`]es. Shards `try_send` into the queues (never blocking); delivery reports travel
-//! back to the owning shard's inbox as [`Ack`](crate::types::Ack)s.
+//! Publisher threads: each owns one bounded crossbeam queue of [`Batch`]es and, with
+//! `PUBLISHER_TYPE=kafka`, one librdkafka producer. Shards `try_send` into the queues (never
+//! blocking); delivery outcomes travel back to the owning shard's inbox as
+//! [`Ack`](crate::types::Ack)s.
 //!
-//! Threads per publisher: ours (takes batches off the queue, hands each event to librdkafka)
+//! * `producer.rs`, `delivery.rs`: the Kafka publisher.
+//! * `log.rs`: the log publisher (`PUBLISHER_TYPE=log`), which logs each event instead and needs
+//!   no broker; `rawproto.rs` renders its protobuf payloads. Shards cannot tell the two apart:
+//!   both serve [`PublishQueues`] and answer through the same inboxes.
+//!
+//! Threads per Kafka publisher: ours (takes batches off the queue, hands each event to librdkafka)
 //! and its poll thread (serves delivery callbacks the moment librdkafka queues them, so an ack
 //! waits for no polling interval), plus librdkafka's internal threads. None of them is pinned:
 //! the shards own their cores. The poll loop is ours rather than rdkafka's `ThreadedProducer`
@@ -12,7 +18,9 @@
 //! whichever thread polls (the poll thread, or ours during the final flush).
 
 mod delivery;
+mod log;
 mod producer;
+mod rawproto;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +32,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::BaseProducer;
 use thiserror::Error;
 
-use crate::config::Config;
+use crate::config::{Config, PublisherKind};
 use crate::metrics::{LocalMetrics, MetricsFactory};
 use crate::types::{Batch, ConnId, ShardId, ShardMsg};
 
@@ -42,6 +50,9 @@ fn with_metrics<R>(f: impl FnOnce(&mut LocalMetrics) -> R) -> R {
         Err(_) => f(&mut LocalMetrics::disabled()),
     })
 }
+
+/// Started publisher threads and the sending sides of their queues, index-aligned.
+type Started = (Vec<JoinHandle<()>>, Vec<Sender<Batch>>);
 
 /// Why the publishers could not start.
 #[derive(Debug, Error)]
@@ -83,40 +94,21 @@ pub struct Publishers {
 }
 
 impl Publishers {
-    /// Creates the producers (failing fast on a bad librdkafka property) and starts the threads.
-    /// `inboxes[k]` is shard k's inbox.
+    /// Starts the publisher threads `PUBLISHER_TYPE` asks for: Kafka producers (failing fast on
+    /// a bad librdkafka property) or log publishers. `inboxes[k]` is shard k's inbox.
     pub fn start(
         config: &Config,
         inboxes: Vec<async_channel::Sender<ShardMsg>>,
         metrics: &MetricsFactory,
     ) -> Result<(Publishers, PublishQueues), PublishError> {
-        let mut client = ClientConfig::new();
-        for (key, value) in &config.publisher.kafka {
-            client.set(key, value);
-        }
         let inboxes: Arc<[_]> = inboxes.into();
         let abandon = Arc::new(AtomicBool::new(false));
-        let mut senders = Vec::with_capacity(config.publisher.threads);
-        let mut threads = Vec::with_capacity(config.publisher.threads);
-        for index in 0..config.publisher.threads {
-            let context = DeliveryContext::new(Arc::clone(&inboxes), config.topic_pattern.clone());
-            let producer: BaseProducer<DeliveryContext> = client.create_with_context(context)?;
-            let producer = Arc::new(producer);
-            let poller = producer::Poller::start(index, &producer, metrics)?;
-            let (tx, rx) = crossbeam_channel::bounded(config.publisher.queue_capacity);
-            let worker = producer::Worker {
-                index,
-                producer,
-                pattern: config.topic_pattern.clone(),
-                flush_timeout: config.publisher.flush_timeout,
-                abandon: Arc::clone(&abandon),
-                metrics: metrics.clone(),
-                poller,
-            };
-            threads
-                .push(std::thread::Builder::new().name(format!("raccoon-pub-{index}")).spawn(move || worker.run(rx))?);
-            senders.push(tx);
-        }
+        let (threads, senders) = match config.publisher.kind {
+            PublisherKind::Kafka => start_kafka(config, inboxes, metrics, &abandon)?,
+            PublisherKind::Log => {
+                log::start(config.publisher.threads, config.publisher.queue_capacity, inboxes, metrics)?
+            }
+        };
         let queues = PublishQueues { senders: senders.into() };
         Ok((Publishers { threads, abandon, flush_timeout: config.publisher.flush_timeout }, queues))
     }
@@ -127,7 +119,8 @@ impl Publishers {
     /// Batches still queued were already answered with `EVENT_ACK=0`, so the threads get
     /// `PUBLISHER_KAFKA_FLUSH_INTERVAL_MS` to hand them to librdkafka even if its queue is full
     /// (a slow broker); after that, events still waiting for room are failed (and logged as lost)
-    /// instead of waited for, and each thread's final flush gets the same time again.
+    /// instead of waited for, and each thread's final flush gets the same time again. Log
+    /// publisher threads never wait on anything but their queue and finish on their own.
     pub fn shutdown(self) {
         let deadline = Instant::now() + self.flush_timeout;
         while Instant::now() < deadline && !self.threads.iter().all(JoinHandle::is_finished) {
@@ -140,4 +133,38 @@ impl Publishers {
             }
         }
     }
+}
+
+/// Creates one producer, poll thread and publisher thread per `PUBLISHER_KAFKA_PRODUCER_THREADS`.
+fn start_kafka(
+    config: &Config,
+    inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
+    metrics: &MetricsFactory,
+    abandon: &Arc<AtomicBool>,
+) -> Result<Started, PublishError> {
+    let mut client = ClientConfig::new();
+    for (key, value) in &config.publisher.kafka {
+        client.set(key, value);
+    }
+    let mut senders = Vec::with_capacity(config.publisher.threads);
+    let mut threads = Vec::with_capacity(config.publisher.threads);
+    for index in 0..config.publisher.threads {
+        let context = DeliveryContext::new(Arc::clone(&inboxes), config.topic_pattern.clone());
+        let producer: BaseProducer<DeliveryContext> = client.create_with_context(context)?;
+        let producer = Arc::new(producer);
+        let poller = producer::Poller::start(index, &producer, metrics)?;
+        let (tx, rx) = crossbeam_channel::bounded(config.publisher.queue_capacity);
+        let worker = producer::Worker {
+            index,
+            producer,
+            pattern: config.topic_pattern.clone(),
+            flush_timeout: config.publisher.flush_timeout,
+            abandon: Arc::clone(abandon),
+            metrics: metrics.clone(),
+            poller,
+        };
+        threads.push(std::thread::Builder::new().name(format!("raccoon-pub-{index}")).spawn(move || worker.run(rx))?);
+        senders.push(tx);
+    }
+    Ok((threads, senders))
 }
