@@ -139,9 +139,7 @@ fn empty() -> TagValues {
 /// Serves scrapes until the process exits, on a glommio executor of the calling thread.
 /// Errors on one connection only end that connection.
 pub fn serve(listener: TcpListener, path: String, registry: Arc<Registry>) {
-    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(IO_MEMORY_BYTES)
-        .make();
+    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound).io_memory(IO_MEMORY_BYTES).make();
     let executor = match executor {
         Ok(executor) => executor,
         Err(error) => {

@@ -189,7 +189,10 @@ mod tests {
         assert_eq!(check_prefix(&[1, 0, 0, 0, 1], 10), Err(FrameError::Compressed));
         assert_eq!(FrameError::Compressed.code(), GrpcCode::Unimplemented);
         assert_eq!(decode_unary(Bytes::from_static(&[0, 0, 0]), 10), Err(FrameError::Truncated { got: 3, want: 5 }));
-        assert_eq!(decode_unary(Bytes::from_static(&[0, 0, 0, 0, 2, 1]), 10), Err(FrameError::Truncated { got: 6, want: 7 }));
+        assert_eq!(
+            decode_unary(Bytes::from_static(&[0, 0, 0, 0, 2, 1]), 10),
+            Err(FrameError::Truncated { got: 6, want: 7 })
+        );
         let two = [encode_message(b"a"), encode_message(b"b")].concat();
         assert_eq!(decode_unary(Bytes::from(two), 10), Err(FrameError::Trailing { extra: 6 }));
         assert_eq!(FrameError::Trailing { extra: 1 }.code(), GrpcCode::Internal);

@@ -184,7 +184,10 @@ mod tests {
             route(&Method::PUT, "/ping", &none, true),
             Route::Error { status: StatusCode::METHOD_NOT_ALLOWED, .. }
         ));
-        assert!(matches!(route(&Method::GET, "/nope", &none, true), Route::Error { status: StatusCode::NOT_FOUND, .. }));
+        assert!(matches!(
+            route(&Method::GET, "/nope", &none, true),
+            Route::Error { status: StatusCode::NOT_FOUND, .. }
+        ));
     }
 
     #[test]
@@ -211,7 +214,10 @@ mod tests {
     #[test]
     fn upgrade_without_websocket_headers_is_400() {
         let h = headers(&[("host", "x")]);
-        assert!(matches!(route(&Method::GET, EVENTS_PATH, &h, true), Route::Error { status: StatusCode::BAD_REQUEST, .. }));
+        assert!(matches!(
+            route(&Method::GET, EVENTS_PATH, &h, true),
+            Route::Error { status: StatusCode::BAD_REQUEST, .. }
+        ));
     }
 
     #[test]

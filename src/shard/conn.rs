@@ -84,7 +84,8 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         }
     };
     if let Some(identity) = upgrade.take() {
-        let span = tracing::info_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
+        let span =
+            tracing::info_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
         session::run(shard, parts.io.into_inner(), parts.read_buf.to_vec(), identity).instrument(span).await;
     }
 }

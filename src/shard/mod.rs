@@ -37,7 +37,6 @@ use crate::rt::{accept_loop, Deadlines, LocalExec};
 use crate::types::{Ack, ConnId, ShardId, ShardMsg};
 use session::{Outbound, OutboundTx};
 
-
 /// Why a shard could not start.
 #[derive(Debug, Error)]
 pub enum ShardError {

@@ -75,9 +75,11 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
                     Code::BadRequest,
                     format!("request body not received within {} ms", limit.as_millis()),
                 ),
-                BodyError::Read(error) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, Code::InternalError, format!("{DESERIALIZATION_FAILURE}: {error}"))
-                }
+                BodyError::Read(error) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Code::InternalError,
+                    format!("{DESERIALIZATION_FAILURE}: {error}"),
+                ),
             };
             let mut response = respond(status, wire, content_type, &Reply::request_error(code, reason));
             // The rest of the body was not read: the connection cannot carry another request.

@@ -68,7 +68,6 @@ pub(crate) enum Outbound {
     Drained,
 }
 
-
 /// Why the reader stopped.
 #[derive(Debug)]
 pub(crate) enum ReaderEnd {

@@ -61,6 +61,7 @@ pub fn unique(prefix: &str) -> String {
 pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -73,6 +74,7 @@ impl TestServer {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SERVER_BIND_ADDRESS", "127.0.0.1")
             .env("SERVER_WEBSOCKET_PORT", "0")
+            .env("SERVER_GRPC_PORT", "0")
             .env("PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS", kafka)
             .env("LOG_LEVEL", std::env::var("RACCOON_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .envs(env.iter().copied())
@@ -100,7 +102,12 @@ impl TestServer {
             let _ = child.wait();
             panic!("server did not start:\n{}", log.lock().unwrap().join("\n"));
         };
-        TestServer { child, addr, log }
+        let grpc_addr = {
+            let log = log.lock().unwrap();
+            let line = log.iter().find_map(|l| l.split("gRPC on ").nth(1)).expect("no gRPC address in the log");
+            line.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        TestServer { child, addr, grpc_addr, log }
     }
 
     pub fn log(&self) -> String {
