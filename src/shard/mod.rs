@@ -5,7 +5,7 @@
 //!
 //! A shard never blocks: no blocking locks, sleeps or blocking I/O; full queues turn into
 //! "stop reading this connection" (see `session`). The one state shards share is the
-//! [`registry`] of open connections and their identifiers, touched at connect and close only.
+//! `registry` of open connections and their identifiers, touched at connect and close only.
 
 mod conn;
 mod keepalive;
