@@ -45,7 +45,7 @@ keys! {
     "SERVER_BIND_ADDRESS" = "0.0.0.0", New,
         "Address the HTTP port binds to.";
     "SERVER_WEBSOCKET_MAX_CONN" = "30000", Raccoon,
-        "Most concurrent WebSocket connections; split evenly across shards (each shard admits ceil(max/shards)). Over it, the client gets code 4 and close 1008, as in Raccoon.";
+        "Most concurrent WebSocket connections, counted across all shards. Over it, the client gets code 4 and close 1008, as in Raccoon.";
     "SERVER_WEBSOCKET_READ_BUFFER_SIZE" = "10240", Raccoon,
         "Bytes read from a socket at a time.";
     "SERVER_WEBSOCKET_WRITE_BUFFER_SIZE" = "10240", Raccoon,
@@ -59,7 +59,7 @@ keys! {
     "SERVER_WEBSOCKET_PING_INTERVAL_MS" = "30000", Raccoon,
         "Period of server Ping frames (payload `--ping--`) on every connection.";
     "SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS" = "60000", RaccoonChanged,
-        "A connection on which nothing (pong, ping or data) arrives for this long is dropped. Raccoon counts only pongs.";
+        "How long a client has to answer a server ping: when nothing (pong, ping or data) arrives for this long after the first ping it left unanswered, the connection is dropped, so a silent client goes within this plus SERVER_WEBSOCKET_PING_INTERVAL_MS. Raccoon counted only pongs, from the upgrade or the last pong.";
     "SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS" = "5000", RaccoonChanged,
         "Deadline for each write to a client (control and data frames; Raccoon had none for data). A client that does not read is dropped.";
     "SERVER_WEBSOCKET_PINGER_SIZE" = "1", RaccoonChanged,

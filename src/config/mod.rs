@@ -133,8 +133,9 @@ pub struct ServerConfig {
     pub bind: IpAddr,
     /// HTTP port (0: any free port).
     pub port: u16,
-    /// Connection limit per shard (from `SERVER_WEBSOCKET_MAX_CONN`).
-    pub max_conns_per_shard: usize,
+    /// Most WebSocket connections open at once, counted across all shards
+    /// (`SERVER_WEBSOCKET_MAX_CONN`).
+    pub max_conn: usize,
     /// tungstenite read buffer.
     pub read_buffer_bytes: usize,
     /// tungstenite write buffer.
@@ -429,7 +430,6 @@ impl Config {
 
         let shard_cpus = resolve_shard_cpus(raw, available_cpus)?;
         let max_conn = raw.int::<usize>("SERVER_WEBSOCKET_MAX_CONN", 1, 10_000_000)?;
-        let max_conns_per_shard = max_conn.div_ceil(shard_cpus.len());
 
         let conn_id_header = raw.text("SERVER_WEBSOCKET_CONN_ID_HEADER");
         if conn_id_header.is_empty() || httparse_token(&conn_id_header).is_err() {
@@ -464,7 +464,7 @@ impl Config {
         let server = ServerConfig {
             bind,
             port,
-            max_conns_per_shard,
+            max_conn,
             read_buffer_bytes,
             write_buffer_bytes,
             conn_id_header,

@@ -18,7 +18,7 @@ fn no_configuration_at_all_works() {
     let cfg = Config::build(&sources(&[])).unwrap();
     assert_eq!(cfg.server.port, 8080);
     assert_eq!(cfg.server.shard_cpus, vec![0, 1]);
-    assert_eq!(cfg.server.max_conns_per_shard, 15_000);
+    assert_eq!(cfg.server.max_conn, 30_000);
     assert_eq!(cfg.ack_mode, AckMode::OnReceipt);
     assert_eq!(cfg.publisher.kafka["bootstrap.servers"], "127.0.0.1:9092");
     assert_eq!(cfg.server.conn_id_header, "X-User-ID");
@@ -35,7 +35,7 @@ fn precedence_is_default_file_env_cli() {
     s.cli = vec![("event.ack".into(), "0".into())];
     let cfg = Config::build(&s).unwrap();
     assert_eq!(cfg.server.port, 9001, "env beats file");
-    assert_eq!(cfg.server.max_conns_per_shard, 5, "file beats default");
+    assert_eq!(cfg.server.max_conn, 10, "file beats default");
     assert_eq!(cfg.ack_mode, AckMode::OnReceipt, "cli beats env");
 }
 

@@ -92,7 +92,7 @@ metrics! {
     ConnSuccess = "user_connection_success_total", Counter, ["conn_group"], Raccoon,
         "WebSocket connections accepted.";
     ConnFailure = "user_connection_failure_total", Counter, ["conn_group", "reason"], Raccoon,
-        "WebSocket connections refused after the upgrade; `reason` serverlimit (SERVER_WEBSOCKET_MAX_CONN reached).";
+        "WebSocket connections refused after the upgrade; `reason` serverlimit (SERVER_WEBSOCKET_MAX_CONN reached) or exists (a connection with the same id and group is open).";
     ConnCount = "connections_count_current", Gauge, ["conn_group"], Raccoon,
         "Open WebSocket connections, refreshed every second.";
     SessionDuration = "user_session_duration_milliseconds", Histogram(Session), ["conn_group"], Raccoon,

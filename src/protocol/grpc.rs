@@ -149,7 +149,11 @@ pub fn encode_grpc_message(text: &str) -> String {
 /// Parses `grpc-timeout` (`<up to 8 digits><H|M|S|m|u|n>`). `None` for a malformed value,
 /// which is ignored (no deadline).
 pub fn parse_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    // The unit is one ASCII letter; checking that first keeps the split on a char boundary.
+    if !value.as_bytes().last()?.is_ascii() {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

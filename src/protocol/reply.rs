@@ -71,6 +71,17 @@ impl Reply {
         }
     }
 
+    /// Connection refused after the upgrade because a connection with the same identifier
+    /// (`group`, `id`) is open. The reason is Raccoon's, trailing comma included.
+    pub fn duplicate_connection(group: &str, id: &str) -> Self {
+        Reply {
+            status: Status::Error,
+            code: Code::MaxUserLimitReached,
+            reason: format!("duplicated connection: [{group}] {id},"),
+            req_guid: None,
+        }
+    }
+
     /// The protobuf encoding, with `sent_time` set to `now_unix_secs`.
     pub fn encode_proto(&self, now_unix_secs: i64) -> Vec<u8> {
         let data = match &self.req_guid {
@@ -143,6 +154,18 @@ mod tests {
         assert_eq!(resp.code(), Code::MaxConnectionLimitReached);
         assert_eq!(resp.reason, "max connection reached");
         assert!(resp.data.is_empty());
+    }
+
+    #[test]
+    fn duplicate_connection_is_code_5_with_raccoons_reason() {
+        let resp =
+            SendEventResponse::decode(Reply::duplicate_connection("--default--", "1234").encode_proto(1).as_slice())
+                .unwrap();
+        assert_eq!(resp.status(), Status::Error);
+        assert_eq!(resp.code(), Code::MaxUserLimitReached);
+        assert_eq!(resp.reason, "duplicated connection: [--default--] 1234,");
+        assert!(resp.data.is_empty());
+        assert_eq!(Reply::duplicate_connection("g", "").reason, "duplicated connection: [g] ,");
     }
 
     #[test]

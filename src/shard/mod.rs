@@ -8,10 +8,13 @@
 //! (WebSocket), [`grpc`] (HTTP/2 on hyper), [`submit`] (the common path to the publishers).
 //!
 //! A shard never blocks: no blocking locks, sleeps or blocking I/O; full queues turn into
-//! "stop reading this connection" (see `session`).
+//! "stop reading this connection" (see `session`). The one state shards share is the
+//! `registry` of open connections and their identifiers, touched at connect and close only.
 
 mod conn;
 mod grpc;
+mod keepalive;
+mod registry;
 mod rest;
 mod session;
 mod submit;
@@ -35,6 +38,8 @@ use crate::metrics::{tags, LocalMetrics, MetricId, MetricsFactory, Tag};
 use crate::publish::PublishQueues;
 use crate::rt::{accept_loop, Deadlines, LocalExec};
 use crate::types::{Ack, ConnId, ShardId, ShardMsg};
+use conn::Identity;
+use registry::{Admission, Registry, RegistryError};
 use session::{Outbound, OutboundTx};
 
 /// Why a shard could not start.
@@ -105,6 +110,8 @@ pub(crate) struct Shard {
     pub(crate) draining: Cell<bool>,
     /// REST and gRPC requests waiting for their batch's delivery outcome.
     requests: RefCell<HashMap<ConnId, LocalSender<Ack>>>,
+    /// Open connections and identifiers of all shards.
+    registry: Arc<Registry>,
     /// Groups that had a connection on this shard (their gauge stays, at 0 when empty).
     groups_seen: RefCell<HashSet<Tag>>,
     last_flush: Cell<Instant>,
@@ -120,7 +127,6 @@ pub(crate) struct ShardTags {
     pub(crate) unknown_content_type: Tag,
     pub(crate) close_error: Tag,
     pub(crate) read_error: Tag,
-    pub(crate) server_limit: Tag,
     pub(crate) duplicate: Tag,
     pub(crate) shard: Tag,
 }
@@ -131,10 +137,19 @@ struct ConnEntry {
     reader: Option<glommio::task::JoinHandle<()>>,
     group: Tag,
     opened: Instant,
+    /// The connection's slot and identifier in the registry.
+    admission: Rc<Admission>,
 }
 
 impl Shard {
-    fn new(id: ShardId, config: Config, queues: PublishQueues, mut metrics: LocalMetrics, health: Arc<Health>) -> Self {
+    fn new(
+        id: ShardId,
+        config: Config,
+        queues: PublishQueues,
+        mut metrics: LocalMetrics,
+        health: Arc<Health>,
+        registry: Arc<Registry>,
+    ) -> Self {
         let tags = ShardTags {
             success: metrics.tag("success"),
             failed: metrics.tag("failed"),
@@ -143,7 +158,6 @@ impl Shard {
             unknown_content_type: metrics.tag("unknowncontentype"),
             close_error: metrics.tag("closeerror"),
             read_error: metrics.tag("readerr"),
-            server_limit: metrics.tag("serverlimit"),
             duplicate: metrics.tag("duplicate"),
             shard: metrics.tag(&id.to_string()),
         };
@@ -183,27 +197,40 @@ impl Shard {
             metrics: RefCell::new(metrics),
             tags,
             health,
+            registry,
             groups_seen: RefCell::new(HashSet::new()),
             last_flush: Cell::new(Instant::now()),
         }
     }
 
-    /// Registers a WebSocket connection of `group`, or refuses it when the shard is at its
-    /// limit. Returns its id and its group's metric tag.
-    pub(crate) fn register(&self, outbound: OutboundTx, group: &str) -> Option<(ConnId, Tag)> {
+    /// Admits a WebSocket connection of `identity` across all shards (`SERVER_WEBSOCKET_MAX_CONN`
+    /// first, then one live connection per identifier) and registers it here. Returns its id,
+    /// its group's metric tag and its admission, which the session releases the moment the
+    /// connection ends.
+    pub(crate) fn register(
+        &self,
+        outbound: OutboundTx,
+        identity: &Identity,
+    ) -> Result<(ConnId, Tag, Rc<Admission>), RegistryError> {
         let mut metrics = self.metrics.borrow_mut();
-        let group = metrics.client_tag(group);
-        let mut conns = self.conns.borrow_mut();
-        if conns.len() >= self.config.server.max_conns_per_shard {
-            metrics.add(MetricId::ConnFailure, tags([group, self.tags.server_limit]), 1);
-            return None;
-        }
+        let group = metrics.client_tag(&identity.group);
+        let admission = match self.registry.admit(&identity.user, &identity.group) {
+            Ok(admission) => Rc::new(admission),
+            Err(refused) => {
+                // Interned once per reason (two values), then a lookup.
+                let reason = metrics.tag(refused.as_label());
+                metrics.add(MetricId::ConnFailure, tags([group, reason]), 1);
+                return Err(refused);
+            }
+        };
         metrics.add(MetricId::ConnSuccess, tags([group]), 1);
         let id = ConnId(self.next_conn.get());
         self.next_conn.set(id.0 + 1);
-        conns.insert(id, ConnEntry { outbound, reader: None, group, opened: Instant::now() });
+        let entry =
+            ConnEntry { outbound, reader: None, group, opened: Instant::now(), admission: Rc::clone(&admission) };
+        self.conns.borrow_mut().insert(id, entry);
         self.stats.borrow_mut().connections += 1;
-        Some((id, group))
+        Ok((id, group, admission))
     }
 
     pub(crate) fn set_reader(&self, conn: ConnId, reader: glommio::task::JoinHandle<()>) {
@@ -212,9 +239,11 @@ impl Shard {
         }
     }
 
-    /// Forgets a connection and stops its reader if it is still running.
+    /// Forgets a connection, releases its identifier (if the session did not already) and
+    /// stops its reader if it is still running.
     pub(crate) fn unregister(&self, conn: ConnId) {
         let Some(entry) = self.conns.borrow_mut().remove(&conn) else { return };
+        entry.admission.release();
         self.metrics.borrow_mut().record(MetricId::SessionDuration, tags([entry.group]), entry.opened.elapsed());
         if let Some(reader) = entry.reader {
             reader.cancel();
@@ -376,6 +405,7 @@ pub fn start(
     health: &Arc<Health>,
 ) -> Result<Vec<ShardHandle>, ShardError> {
     let mut handles = Vec::with_capacity(listeners.len());
+    let registry = Arc::new(Registry::new(config.server.max_conn));
     // The io_uring descriptors seen so far; those new after a shard started are its rings.
     let mut known_rings = if metrics.enabled() { crate::metrics::io_uring::ring_fds() } else { Vec::new() };
     let cpus = config.server.shard_cpus.iter().copied();
@@ -384,13 +414,13 @@ pub fn start(
         let (ready_tx, ready_rx) = mpsc::channel();
         let config = config.clone();
         let queues = queues.clone();
-        let (factory, health) = (metrics.clone(), Arc::clone(health));
+        let (factory, health, registry) = (metrics.clone(), Arc::clone(health), Arc::clone(&registry));
         let ready = ReadyGuard { id, tx: Some(ready_tx) };
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("raccoon-shard-{index}"))
             .io_memory(config.server.io_memory_bytes)
             .spawn(move || async move {
-                let shard = Rc::new(Shard::new(id, config, queues, factory.local(), health));
+                let shard = Rc::new(Shard::new(id, config, queues, factory.local(), health, registry));
                 run(shard, listener, inbox, ready).await
             })
             .map_err(|e| ShardError::Start { shard: id, cpu, error: e.to_string() })?;

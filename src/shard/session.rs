@@ -1,6 +1,13 @@
-//! One WebSocket connection: a reader task (frames in, batches out to the publisher queues), a
-//! writer (replies, delivery acks, pings and the closing handshake, strictly one at a time) and a
-//! pinger. Everything the writer sends comes through one local queue, [`Outbound`].
+//! One WebSocket connection: admission (server-wide limit and identifier, see
+//! [`registry`](super::registry)), then a reader task (frames in, batches out to the publisher
+//! queues), a writer (replies, delivery acks, pings and the closing handshake, strictly one at a
+//! time) and a pinger ([`keepalive`](super::keepalive)). Everything the writer sends comes
+//! through one local queue, [`Outbound`].
+//!
+//! The connection's identifier is released the moment the connection ends: when the client's
+//! Close arrives (before tungstenite writes the reply), when the reader stops, or before the
+//! writer sends its own Close, whichever is first; so a client may reconnect with the same id
+//! as soon as it sees the close.
 //!
 //! Hot path (the reader): no allocation per event, no logging above DEBUG per frame.
 //!
@@ -13,7 +20,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use bytes::Bytes;
@@ -28,6 +35,8 @@ use tungstenite::protocol::Role;
 use tungstenite::Message;
 
 use super::conn::Identity;
+use super::keepalive::{ping_loop, Liveness};
+use super::registry::{Admission, RegistryError};
 use super::submit::{record_batch, record_refused, submit, PUBLISHER_STOPPED};
 use super::Shard;
 use crate::config::AckMode;
@@ -60,6 +69,9 @@ pub(crate) enum Outbound {
     Pong,
     /// The reader stopped.
     ReaderDone(ReaderEnd),
+    /// The client left a ping unanswered for `SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS` (from the
+    /// pinger): drop the connection.
+    Silent,
     /// The server is shutting down: finish in-flight batches, close with 1001.
     GoingAway,
     /// Stop waiting for in-flight batches and close now.
@@ -73,7 +85,8 @@ pub(crate) enum Outbound {
 pub(crate) enum ReaderEnd {
     /// The client closed the connection (or it dropped).
     PeerClosed,
-    /// Nothing arrived for `SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS`.
+    /// The socket read timed out (the server sets no read timeout on WebSockets; silence is
+    /// the pinger's to judge, see [`Outbound::Silent`]).
     Silent,
     /// The socket failed.
     Failed(String),
@@ -102,18 +115,14 @@ impl ReaderEnd {
 /// Runs a connection from the completed upgrade to its end.
 pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, identity: Identity) {
     let server = &shard.config.server;
-    // The read timeout is the liveness rule: any frame (pong, ping, data) resets it.
-    let _ = stream.set_read_timeout(Some(server.pong_wait));
-    let mut ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(shard.ws_config)).await;
+    // No read timeout: the pinger decides when a client is silent (see `keepalive`).
+    let _ = stream.set_read_timeout(None);
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(shard.ws_config)).await;
     let (out_tx, out_rx) = local_channel::new_unbounded();
     let out_tx = Rc::new(out_tx);
-    let Some((conn, group)) = shard.register(Rc::clone(&out_tx), &identity.group) else {
-        tracing::info!(user = %identity.user, "connection refused: shard at its connection limit");
-        let reply = Reply::max_connections().encode_proto(unix_now_secs());
-        if ws.send(Message::Binary(reply.into())).await.is_ok() {
-            let _ = ws.close(Some(close_frame(CloseCode::Policy, "Max connection reached"))).await;
-        }
-        return;
+    let (conn, group, admission) = match shard.register(Rc::clone(&out_tx), &identity) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refuse(ws, &refused).await,
     };
     tracing::debug!(%conn, "connection open");
 
@@ -122,18 +131,22 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
     let permits = Rc::new(Semaphore::new(max_inflight));
     let pong_queued = Rc::new(Cell::new(false));
     let dedup = server.dedup_window.map(|window| Rc::new(RefCell::new(Dedup::new(window))));
+    let live = Rc::new(Liveness::default());
     let ctx = ConnCtx {
         conn,
         group,
         group_name: Arc::from(identity.group.as_str()),
         pong_queued: Rc::clone(&pong_queued),
         dedup: dedup.clone(),
+        live: Rc::clone(&live),
+        admission: Rc::clone(&admission),
     };
     let reader =
         glommio::spawn_local(read_loop(Rc::clone(&shard), ctx, receiver, Rc::clone(&out_tx), Rc::clone(&permits)))
             .detach();
     shard.set_reader(conn, reader);
-    let pinger = glommio::spawn_local(ping_loop(Rc::clone(&out_tx), server.ping_interval)).detach();
+    let pinger =
+        glommio::spawn_local(ping_loop(Rc::clone(&out_tx), live, server.ping_interval, server.pong_wait)).detach();
 
     let writer = Writer {
         shard: &shard,
@@ -144,6 +157,7 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
         group,
         pong_queued,
         dedup,
+        admission,
     };
     writer.run(out_rx).await;
 
@@ -152,12 +166,23 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
     tracing::debug!(%conn, "connection closed");
 }
 
-async fn ping_loop(out: OutboundTx, interval: Duration) {
-    loop {
-        glommio::timer::sleep(interval).await;
-        if out.try_send(Outbound::Ping).is_err() {
-            return;
+/// Refuses an upgraded connection as Raccoon does: one binary reply (code 4 or 5), a 1008
+/// close, then the TCP close (dropping the stream). Each write has the write deadline.
+async fn refuse(mut ws: WebSocketStream<TcpStream>, refused: &RegistryError) {
+    let (reply, reason) = match refused {
+        RegistryError::Full { .. } => {
+            tracing::info!(error = %refused, "connection refused");
+            (Reply::max_connections(), "Max connection reached".to_owned())
         }
+        RegistryError::Duplicate { identifier } => {
+            tracing::debug!(error = %refused, "connection refused");
+            let reply = Reply::duplicate_connection(&identifier.group, &identifier.id);
+            (reply, format!("duplicate connection: {}", identifier.id))
+        }
+    };
+    let reply = reply.encode_proto(unix_now_secs());
+    if ws.send(Message::Binary(reply.into())).await.is_ok() {
+        let _ = ws.close(Some(close_frame(CloseCode::Policy, &reason))).await;
     }
 }
 
@@ -173,6 +198,10 @@ struct ConnCtx {
     pong_queued: Rc<Cell<bool>>,
     /// Recent `req_guid`s, when `SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED`.
     dedup: Option<Rc<RefCell<Dedup>>>,
+    /// Whether the reader waits for the client, for the pinger.
+    live: Rc<Liveness>,
+    /// The connection's identifier, released when the client closes or the reader stops.
+    admission: Rc<Admission>,
 }
 
 async fn read_loop(
@@ -183,6 +212,7 @@ async fn read_loop(
     permits: Rc<Semaphore>,
 ) {
     let end = read_frames(&shard, &ctx, &mut receiver, &out, &permits).await;
+    ctx.admission.release();
     // Raccoon counts the read that ends a connection as a failed batch read.
     let t = shard.tags;
     shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([t.failed, t.close_error, ctx.group]), 1);
@@ -198,7 +228,11 @@ async fn read_frames(
 ) -> ReaderEnd {
     let mut next_seq = 0u64;
     loop {
-        let message = match receiver.next().await {
+        let next = {
+            let _listening = ctx.live.listen();
+            receiver.next().await
+        };
+        let message = match next {
             None => return ReaderEnd::PeerClosed,
             Some(Ok(message)) => message,
             Some(Err(error)) => return ReaderEnd::from_error(error),
@@ -214,8 +248,13 @@ async fn read_frames(
                 }
                 continue;
             }
-            // A Close is answered by tungstenite, and the next read ends.
-            Message::Pong(_) | Message::Close(_) | Message::Frame(_) => continue,
+            // A Close is answered by tungstenite in the next read, which then ends. The
+            // identifier is free before the client can see that answer.
+            Message::Close(_) => {
+                ctx.admission.release();
+                continue;
+            }
+            Message::Pong(_) | Message::Frame(_) => continue,
         };
         let Ok(permit) = permits.acquire_permit(1).await else {
             return ReaderEnd::PeerClosed;
@@ -317,6 +356,7 @@ struct Writer<'a> {
     group: Tag,
     pong_queued: Rc<Cell<bool>>,
     dedup: Option<Rc<RefCell<Dedup>>>,
+    admission: Rc<Admission>,
 }
 
 impl Writer<'_> {
@@ -354,6 +394,10 @@ impl Writer<'_> {
                     self.begin_close(&mut closing, close_frame(code, &reason));
                     Ok(())
                 }
+                Outbound::Silent => {
+                    tracing::debug!("client left a ping unanswered for the pong wait; dropping connection");
+                    return;
+                }
                 Outbound::ReaderDone(end) => {
                     // The client is gone or silent: nothing more can reach it.
                     match end {
@@ -372,6 +416,7 @@ impl Writer<'_> {
                 }
                 Outbound::Drained => {
                     // Every permit is held by this task now; it is about to close.
+                    self.admission.release();
                     let _ = self.sender.close(closing.take()).await;
                     return;
                 }
@@ -382,6 +427,7 @@ impl Writer<'_> {
             }
             if let Some(frame) = &closing {
                 if force_close || self.permits.available() == self.max_inflight {
+                    self.admission.release();
                     let _ = self.sender.close(Some(frame.clone())).await;
                     return;
                 }
