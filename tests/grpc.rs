@@ -1,0 +1,121 @@
+//! The gRPC transport against a stock gRPC client (tonic, with prost messages and no generated
+//! stubs), the real binary and the real Kafka: spec 5.2 cases 2 and 8, the legacy paths, both
+//! ack modes, and the error statuses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use http::uri::PathAndQuery;
+use raccoon::protocol::pb;
+use tonic::{Code, Request, Status};
+
+const CURRENT: &str = "/raystack.raccoon.v1beta1.EventService/SendEvent";
+const LEGACY: [&str; 2] = ["/odpf.raccoon.v1beta1.EventService/SendEvent", "/odpf.raccoon.EventService/SendEvent"];
+
+/// One unary call with `metadata`, as a stock client makes it.
+fn call<M: prost::Message + Default + 'static>(
+    server: &TestServer,
+    path: &'static str,
+    message: M,
+    metadata: &[(&'static str, &str)],
+) -> Result<pb::SendEventResponse, Status> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let addr = server.grpc_addr;
+    runtime.block_on(async move {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .expect("connect to the gRPC port");
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.expect("channel ready");
+        let mut request = Request::new(message);
+        for (k, v) in metadata {
+            request.metadata_mut().insert(*k, v.parse().unwrap());
+        }
+        let codec = tonic_prost::ProstCodec::<M, pb::SendEventResponse>::default();
+        client.unary(request, PathAndQuery::from_static(path), codec).await.map(tonic::Response::into_inner)
+    })
+}
+
+fn publishes_over_every_path(event_ack: &str) {
+    let kafka = shared_kafka();
+    let prefix = unique(&format!("grpc-ack{event_ack}"));
+    let server = TestServer::start(
+        kafka,
+        &[
+            ("EVENT_ACK", event_ack),
+            ("SERVER_SHARDS", "2"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+        ],
+    );
+    let mut sent = Vec::new();
+    for (i, path) in [CURRENT, LEGACY[0], LEGACY[1]].into_iter().enumerate() {
+        let req = batch(&format!("grpc-{i}"), &prefix, &["type_a", "type_b"], 4);
+        let reply = call(&server, path, req.clone(), &[("x-user-id", "1234")]).expect("the call succeeds");
+        assert_success(&reply, &req.req_guid);
+        sent.push(req);
+    }
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &sent));
+}
+
+#[test]
+fn grpc_publishes_when_acking_on_receipt() {
+    publishes_over_every_path("0");
+}
+
+#[test]
+fn grpc_publishes_when_acking_on_delivery() {
+    publishes_over_every_path("1");
+}
+
+/// Spec 5.2 case 2 and the error statuses.
+#[test]
+fn grpc_errors_have_raccoons_statuses() {
+    let server = TestServer::start(shared_kafka(), &[("SERVER_GRPC_MAX_MESSAGE_BYTES", "2048")]);
+    let small = batch("small", "g", &["a"], 1);
+
+    let missing = call(&server, CURRENT, small.clone(), &[]).expect_err("no id metadata");
+    assert_eq!(missing.code(), Code::Unknown);
+    assert_eq!(missing.message(), "connection id header missing");
+
+    let big = batch("big", "g", &["a"], 400);
+    let too_large = call(&server, CURRENT, big, &[("x-user-id", "1")]).expect_err("over the limit");
+    assert_eq!(too_large.code(), Code::ResourceExhausted, "{too_large:?}");
+    assert!(too_large.message().contains("vs. 2048"), "{}", too_large.message());
+
+    // A message whose field 1 is a varint where a string belongs does not decode.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct NotARequest {
+        #[prost(int64, tag = "1")]
+        req_guid: i64,
+    }
+    let malformed = call(&server, CURRENT, NotARequest { req_guid: 7 }, &[("x-user-id", "1")]).expect_err("malformed");
+    assert_eq!(malformed.code(), Code::Internal, "{malformed:?}");
+
+    let bad_type = batch("bad-type", "g", &["not valid"], 1);
+    let reply = call(&server, CURRENT, bad_type, &[("x-user-id", "1")]).expect("a reply, not a call error");
+    assert_eq!((reply.status(), reply.code()), (pb::Status::Error, pb::Code::BadRequest));
+    assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("bad-type"));
+
+    let unknown = call(&server, "/raystack.raccoon.v1beta1.EventService/Nope", small.clone(), &[("x-user-id", "1")])
+        .expect_err("unknown method");
+    assert_eq!(unknown.code(), Code::Unimplemented);
+
+    // The server is still fine for everybody.
+    assert_success(&call(&server, CURRENT, small, &[("x-user-id", "1")]).unwrap(), "small");
+}
+
+/// `EVENT_ACK=1` with Kafka failing the batch: a normal reply with code 3, and the reason.
+#[test]
+fn grpc_failed_publish_is_a_reply_with_code_3() {
+    let server =
+        TestServer::start("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "1500")]);
+    let reply = call(&server, CURRENT, batch("doomed", "x", &["a"], 2), &[("x-user-id", "1")]).expect("status OK");
+    assert_eq!((reply.status(), reply.code()), (pb::Status::Error, pb::Code::InternalError));
+    assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("doomed"));
+    assert!(reply.reason.starts_with("cannot publish events: "), "{}", reply.reason);
+}
