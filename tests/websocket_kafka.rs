@@ -441,3 +441,26 @@ fn bad_configuration_fails_at_startup_naming_the_key() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--config"));
 }
+
+/// Spec 5.3: a client's ping is answered with a pong carrying the same payload.
+#[test]
+fn client_pings_get_pongs_with_their_payload() {
+    let server = TestServer::start(shared_kafka(), &[]);
+    let mut client = server.connect(&[("X-User-ID", "pinger")]);
+    for payload in [&b"hello"[..], b"", &[0u8, 255, 7]] {
+        client.send_raw(Message::Ping(Bytes::copy_from_slice(payload)));
+        let deadline = Instant::now() + REPLY_LIMIT;
+        loop {
+            assert!(Instant::now() < deadline, "no pong for {payload:?}");
+            match client.ws.read().expect("read") {
+                Message::Pong(got) => {
+                    assert_eq!(&got[..], payload);
+                    break;
+                }
+                Message::Ping(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    client.close();
+}
