@@ -5,7 +5,7 @@
 //! URL-safe alphabet, padded or not). Trailing bits of a final partial group are ignored, as both
 //! of those decoders do. Hot path: no allocation, the output goes into the caller's `BytesMut`.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use thiserror::Error;
 
 /// What is wrong with a base64 string. Offsets count bytes of the string as received.
@@ -62,17 +62,23 @@ pub fn decoded_len_bound(input: &[u8]) -> usize {
     input.len().div_ceil(4) * 3
 }
 
-/// Decodes `input` and appends the bytes to `out`. On error `out` may hold part of the output;
-/// the caller discards the whole batch then.
+/// Decodes `input` and appends the bytes to `out`. On error `out` is left as it was.
 pub fn decode_into(input: &[u8], out: &mut BytesMut) -> Result<(), Base64Error> {
-    out.reserve(decoded_len_bound(input));
-    let mut acc: u32 = 0;
-    let mut sextets = 0usize; // data characters seen
-    let mut padding = 0usize;
-    // Fast path: whole groups of four data characters with nothing to skip.
-    let mut chunks = input.chunks_exact(4);
+    let start = out.len();
+    // Writes go to a zeroed window of the upper-bound size, then the unused tail is cut: indexing
+    // a slice is much cheaper per group than `put_slice`'s capacity checks.
+    out.resize(start + decoded_len_bound(input), 0);
+    let result = decode_slice(input, &mut out[start..]);
+    out.truncate(start + result.unwrap_or(0));
+    result.map(|_| ())
+}
+
+/// Decodes `input` into `buf` (at least [`decoded_len_bound`] long); returns the length written.
+fn decode_slice(input: &[u8], buf: &mut [u8]) -> Result<usize, Base64Error> {
+    let mut written = 0;
     let mut offset = 0;
-    for chunk in &mut chunks {
+    // Fast path: whole groups of four data characters with nothing to skip.
+    for (chunk, dst) in input.chunks_exact(4).zip(buf.chunks_exact_mut(3)) {
         let (a, b, c, d) = (
             DECODE[chunk[0] as usize],
             DECODE[chunk[1] as usize],
@@ -83,10 +89,15 @@ pub fn decode_into(input: &[u8], out: &mut BytesMut) -> Result<(), Base64Error> 
             break;
         }
         let group = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
-        out.put_slice(&group.to_be_bytes()[1..]);
+        dst.copy_from_slice(&group.to_be_bytes()[1..]);
+        written += 3;
         offset += 4;
     }
     // Slow path: the rest, one byte at a time (padding, line breaks, errors, a partial group).
+    // Every four data characters make three bytes, so `buf`, sized from the whole input, fits.
+    let mut acc: u32 = 0;
+    let mut sextets = 0usize; // data characters seen on the slow path
+    let mut padding = 0usize;
     for (i, &byte) in input.iter().enumerate().skip(offset) {
         match DECODE[byte as usize] {
             SKIP => {}
@@ -95,21 +106,27 @@ pub fn decode_into(input: &[u8], out: &mut BytesMut) -> Result<(), Base64Error> 
                 acc = (acc << 6) | u32::from(value);
                 sextets += 1;
                 if sextets % 4 == 0 {
-                    out.put_slice(&acc.to_be_bytes()[1..]);
+                    buf[written..written + 3].copy_from_slice(&acc.to_be_bytes()[1..]);
+                    written += 3;
                     acc = 0;
                 }
             }
             _ => return Err(Base64Error::InvalidByte { byte, offset: i }),
         }
     }
-    let bad_length = Base64Error::InvalidLength { data: offset + sextets, padding };
     match (sextets % 4, padding) {
         (0, 0) => {}
-        (2, 0 | 2) => out.put_u8((acc >> 4) as u8),
-        (3, 0 | 1) => out.put_u16((acc >> 2) as u16),
-        _ => return Err(bad_length),
+        (2, 0 | 2) => {
+            buf[written] = (acc >> 4) as u8;
+            written += 1;
+        }
+        (3, 0 | 1) => {
+            buf[written..written + 2].copy_from_slice(&((acc >> 2) as u16).to_be_bytes());
+            written += 2;
+        }
+        _ => return Err(Base64Error::InvalidLength { data: offset + sextets, padding }),
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Reference encoder for round-trip tests (standard alphabet, padded).
@@ -173,6 +190,12 @@ mod tests {
         assert_eq!(decode("aGVs="), Err(Base64Error::InvalidLength { data: 4, padding: 1 }));
         assert_eq!(decode("===="), Err(Base64Error::InvalidLength { data: 0, padding: 4 }));
         assert!(decode("aGV5 ").unwrap_err().to_string().contains("0x20 at offset 4"));
+        // A failed decode leaves what was in the buffer before, and nothing else.
+        let mut out = BytesMut::from(&b"kept"[..]);
+        assert!(decode_into(b"aGVsbG8gd29ybGQ!", &mut out).is_err());
+        assert_eq!(&out[..], b"kept");
+        decode_into(b"aGk=", &mut out).unwrap();
+        assert_eq!(&out[..], b"kepthi");
     }
 
     proptest! {
