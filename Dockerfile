@@ -22,5 +22,5 @@ COPY raccoon.example.yaml /etc/raccoon/raccoon.example.yaml
 USER raccoon:raccoon
 ENV SERVER_BIND_ADDRESS=0.0.0.0 \
     SERVER_WEBSOCKET_PORT=8080
-EXPOSE 8080
+EXPOSE 8080 8081
 ENTRYPOINT ["/usr/local/bin/raccoon"]

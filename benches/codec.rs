@@ -3,6 +3,9 @@
 //! * `decode`: our zero-copy `decode_batch` (payloads and types stay slices of the frame, types
 //!   are checked against the topic pattern) next to prost's generated decoder for the same bytes,
 //!   which is the baseline any protobuf server pays.
+//! * `json`: `decode_json_batch` (serde over serde_json) on Raccoon-shaped JSON batches, next to
+//!   the same serde visitors over sonic-rs (the alternative parser weighed for it) and, for scale,
+//!   `decode_batch` on the protobuf encoding of the same events.
 //! * `reply`: encoding the per-batch `SendEventResponse` as protobuf and as JSON.
 //! * `topic`: rendering a topic name from the pattern into a reused buffer (once per event on the
 //!   publisher thread).
@@ -19,6 +22,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use prost::Message;
 use raccoon::dedup::{Dedup, Verdict};
 use raccoon::protocol::batch::decode_batch;
+use raccoon::protocol::json::{decode_json_batch, decode_json_batch_from};
 use raccoon::protocol::pb;
 use raccoon::protocol::reply::Reply;
 use raccoon::topic::TopicPattern;
@@ -52,6 +56,79 @@ fn decode(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("prost_generated", &id), &frame, |b, frame| {
             b.iter(|| pb::SendEventRequest::decode(black_box(frame.clone())).unwrap())
         });
+    }
+    group.finish();
+}
+
+/// Standard padded base64, as Go's encoding/json writes `[]byte`.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for k in 0..4 {
+            out.push(if k <= chunk.len() { ALPHABET[(n >> (18 - 6 * k)) as usize & 63] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// The batch of [`frame`] as a Raccoon client sends it in a text frame: Go's encoding/json shape,
+/// `event_bytes` as base64 or (the JS client) as an array of byte numbers.
+fn json_body(events: usize, size: usize, byte_arrays: bool) -> Vec<u8> {
+    let request = pb::SendEventRequest::decode(frame(events, size)).unwrap();
+    let time = request.sent_time.unwrap();
+    let events: Vec<_> = request
+        .events
+        .iter()
+        .map(|e| {
+            let bytes = if byte_arrays {
+                serde_json::json!(e.event_bytes.to_vec())
+            } else {
+                serde_json::json!(base64(&e.event_bytes))
+            };
+            serde_json::json!({ "event_bytes": bytes, "type": e.r#type })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "req_guid": request.req_guid,
+        "sent_time": { "seconds": time.seconds, "nanos": time.nanos },
+        "events": events,
+    }))
+    .unwrap()
+}
+
+fn json(c: &mut Criterion) {
+    let pattern = TopicPattern::parse("clickstream-%s-log").unwrap();
+    let mut group = c.benchmark_group("json");
+    for (events, size, byte_arrays) in [(20, 100, false), (20, 1024, false), (20, 100, true)] {
+        let body = json_body(events, size, byte_arrays);
+        let id = format!("{events}x{size}B{}", if byte_arrays { "-bytearray" } else { "" });
+        // Both parsers must agree before they are timed.
+        let mut de = sonic_rs::Deserializer::from_slice(&body);
+        let via_sonic = decode_json_batch_from(&mut de, body.len(), &pattern).unwrap();
+        de.end().unwrap();
+        assert_eq!(decode_json_batch(&body, &pattern).unwrap(), via_sonic);
+        assert_eq!(via_sonic, decode_batch(frame(events, size), &pattern).unwrap());
+
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_with_input(BenchmarkId::new("serde_json", &id), &body, |b, body| {
+            b.iter(|| decode_json_batch(black_box(body), &pattern).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("sonic_rs", &id), &body, |b, body| {
+            b.iter(|| {
+                let mut de = sonic_rs::Deserializer::from_slice(black_box(body));
+                let batch = decode_json_batch_from(&mut de, body.len(), &pattern).unwrap();
+                de.end().unwrap();
+                batch
+            })
+        });
+        if !byte_arrays {
+            let frame = frame(events, size);
+            group.bench_with_input(BenchmarkId::new("protobuf_decode_batch", &id), &frame, |b, frame| {
+                b.iter(|| decode_batch(black_box(frame.clone()), &pattern).unwrap())
+            });
+        }
     }
     group.finish();
 }
@@ -122,5 +199,5 @@ fn dedup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, reply, topic, dedup);
+criterion_group!(benches, decode, json, reply, topic, dedup);
 criterion_main!(benches);

@@ -245,6 +245,7 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SERVER_BIND_ADDRESS", "127.0.0.1")
             .env("SERVER_WEBSOCKET_PORT", "0")
+            .env("SERVER_GRPC_PORT", "0")
             .env("PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS", KAFKA)
             .env("EVENT_ACK", "1")
             .env("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern)

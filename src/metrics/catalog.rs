@@ -82,7 +82,7 @@ use Kind::{Counter, Gauge, Histogram};
 
 metrics! {
     BatchesRead = "batches_read_total", Counter, ["status", "reason", "conn_group"], Raccoon,
-        "WebSocket frames read. `status` success or failed; `reason` NA, serde (not a SendEventRequest), unknowncontentype (a JSON text frame, not supported yet) or closeerror (the connection ended, as Raccoon counts it).";
+        "Batches read: WebSocket frames, REST requests and gRPC calls. `status` success or failed; `reason` NA, serde (not a SendEventRequest, or an event type that cannot name a topic), unknowncontentype (REST without a JSON or protobuf Content-Type), readerr (a REST body or gRPC message that could not be read: too large, too slow, cut off) or closeerror (a WebSocket connection ended, as Raccoon counts it).";
     EventsRx = "events_rx_total", Counter, ["conn_group", "event_type"], Raccoon,
         "Events received in batches that decoded.";
     EventsRxBytes = "events_rx_bytes_total", Counter, ["conn_group", "event_type"], Raccoon,
@@ -112,7 +112,7 @@ metrics! {
     ServerProcessing = "server_processing_latency_milliseconds", Histogram(Latency), ["conn_group"], Raccoon,
         "(Kafka's delivery report for a batch's last event - its receipt) / events in the batch.";
     EventRtt = "event_rtt_ms", Histogram(Latency), [], RaccoonChanged,
-        "Receive-to-ack latency: from a batch's receipt to its reply written to the socket. Both ack modes (Raccoon: EVENT_ACK=1 only).";
+        "Receive-to-ack latency: from a batch's receipt to its reply written to the socket (WebSocket) or handed to the HTTP connection (REST, gRPC). Both ack modes (Raccoon: EVENT_ACK=1 only).";
     DeliveryLatency = "kafka_delivery_latency_milliseconds", Histogram(Latency), [], New,
         "Receive-to-Kafka latency: from a batch's receipt to the delivery report of its last event.";
     LatencyQuantile = "latency_quantile_milliseconds", Gauge, ["metric", "quantile"], New,

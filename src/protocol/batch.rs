@@ -11,6 +11,7 @@ use bytes::Bytes;
 use prost::Message;
 use thiserror::Error;
 
+use crate::protocol::json::JsonError;
 use crate::topic::{TopicError, TopicPattern};
 use crate::types::EventRecord;
 
@@ -52,6 +53,9 @@ pub enum BatchError {
     /// Not a `SendEventRequest`.
     #[error("cannot deserialize request: {0}")]
     Malformed(#[from] prost::DecodeError),
+    /// Not a JSON `SendEventRequest` (text frames, REST `application/json`).
+    #[error("cannot deserialize request: {0}")]
+    MalformedJson(#[from] JsonError),
     /// An event's `type` is not UTF-8 or would not make a valid Kafka topic name.
     #[error("invalid event type at index {index}: {source}")]
     InvalidType {
@@ -80,7 +84,7 @@ impl BatchError {
     /// (Raccoon answers undecodable frames with `data: {"req_guid": ""}`).
     pub fn req_guid(&self) -> &str {
         match self {
-            BatchError::Malformed(_) => "",
+            BatchError::Malformed(_) | BatchError::MalformedJson(_) => "",
             BatchError::InvalidType { req_guid, .. } => req_guid,
         }
     }

@@ -1,12 +1,16 @@
-//! Sans-IO codecs: the wire contract (generated from `proto/`), batch decoding, reply encoding,
-//! HTTP routing, CORS and gRPC framing. Nothing here knows about glommio, Kafka or threads; everything
+//! Sans-IO codecs: the wire contract (generated from `proto/`), batch decoding (protobuf in
+//! `batch`, JSON in `json`, with its helpers `base64` and `timestamp`), reply encoding, HTTP
+//! routing, CORS and gRPC framing. Nothing here knows about glommio, Kafka or threads; everything
 //! is a function of bytes (or `http` crate types) in, bytes out.
 
+pub mod base64;
 pub mod batch;
 pub mod cors;
 pub mod grpc;
 pub mod http;
+pub mod json;
 pub mod reply;
+pub mod timestamp;
 
 /// How a batch and its reply are encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

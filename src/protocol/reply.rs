@@ -101,22 +101,59 @@ impl Reply {
 
 impl Reply {
     /// The JSON encoding Raccoon uses (Go `encoding/json` over the generated struct): snake_case
-    /// names, numeric enums, empty fields left out, no trailing newline.
+    /// names, numeric enums, empty fields left out, no trailing newline. Written straight into one
+    /// `String`, with strings escaped as Go escapes them (see `push_json_string`).
     pub fn encode_json(&self, now_unix_secs: i64) -> String {
-        let mut out = serde_json::Map::new();
-        out.insert("status".into(), (self.status as i32).into());
-        out.insert("code".into(), (self.code as i32).into());
+        use std::fmt::Write;
+        let guid_len = self.req_guid.as_ref().map_or(0, String::len);
+        let mut out = String::with_capacity(64 + self.reason.len() + guid_len);
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{{\"status\":{},\"code\":{}", self.status as i32, self.code as i32);
         if now_unix_secs != 0 {
-            out.insert("sent_time".into(), now_unix_secs.into());
+            let _ = write!(out, ",\"sent_time\":{now_unix_secs}");
         }
         if !self.reason.is_empty() {
-            out.insert("reason".into(), self.reason.clone().into());
+            out.push_str(",\"reason\":");
+            push_json_string(&mut out, &self.reason);
         }
         if let Some(guid) = &self.req_guid {
-            out.insert("data".into(), serde_json::json!({ "req_guid": guid }));
+            out.push_str(",\"data\":{\"req_guid\":");
+            push_json_string(&mut out, guid);
+            out.push('}');
         }
-        serde_json::Value::Object(out).to_string()
+        out.push('}');
+        out
     }
+}
+
+/// Appends `text` as a JSON string the way Go's `encoding/json` writes one: `\"`, `\\`, short
+/// escapes for `\b \f \n \r \t`, `\u00XX` for other control characters, and, Go's HTML-safe
+/// default, `\u003c \u003e \u0026` for `< > &` and `\u2028 \u2029` for the line separators.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, ch) in text.char_indices() {
+        let short = match ch {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if c < ' ' || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if short.is_empty() {
+            let _ = std::fmt::Write::write_fmt(out, format_args!("\\u{:04x}", u32::from(ch)));
+        } else {
+            out.push_str(short);
+        }
+        start = i + ch.len_utf8();
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
 }
 
 /// Seconds since the Unix epoch, as Raccoon's `time.Now().Unix()`.
@@ -177,6 +214,24 @@ mod tests {
         assert_eq!(
             Reply::bad_request(String::new(), "bad".into()).encode_json(7),
             r#"{"status":2,"code":2,"sent_time":7,"reason":"bad","data":{"req_guid":""}}"#
+        );
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_go_escapes_them() {
+        let reason = "a\"b\\c\n\r\t\u{8}\u{c}\u{1}<>&\u{2028}\u{2029}é😀";
+        let json = Reply::bad_request("g\"1".into(), reason.into()).encode_json(7);
+        assert_eq!(
+            json,
+            r#"{"status":2,"code":2,"sent_time":7,"reason":"a\"b\\c\n\r\t\b\f\u0001\u003c\u003e\u0026\u2028\u2029é😀","data":{"req_guid":"g\"1"}}"#
+        );
+        // Any JSON parser reads back the original text.
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["reason"], reason);
+        assert_eq!(value["data"]["req_guid"], "g\"1");
+        assert_eq!(
+            Reply::max_connections().encode_json(0),
+            r#"{"status":2,"code":4,"reason":"max connection reached"}"#
         );
     }
 

@@ -26,6 +26,7 @@ use super::Shard;
 use crate::metrics::{tags, MetricId};
 use crate::protocol::batch::{decode_batch, BatchError};
 use crate::protocol::http as routing;
+use crate::protocol::json::decode_json_batch;
 use crate::protocol::pb::Code;
 use crate::protocol::reply::{unix_now_secs, Reply};
 use crate::protocol::Wire;
@@ -90,7 +91,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
     let pattern = &shard.config.topic_pattern;
     let decoded = match wire {
         Wire::Proto => decode_batch(body, pattern),
-        Wire::Json => decode_json_pending(&body),
+        Wire::Json => decode_json_batch(&body, pattern),
     };
     let decoded = match decoded {
         Ok(decoded) => decoded,
@@ -163,9 +164,4 @@ fn respond(status: StatusCode, wire: Wire, content_type: Option<HeaderValue>, re
     });
     response.headers_mut().insert(header::CONTENT_TYPE, content_type);
     response
-}
-
-// TEMPORARY until the JSON codec lands (same session): JSON bodies are refused.
-fn decode_json_pending(_body: &[u8]) -> Result<crate::protocol::batch::DecodedBatch, BatchError> {
-    Err(BatchError::Malformed(prost::DecodeError::new("JSON bodies: codec not merged yet")))
 }

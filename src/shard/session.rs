@@ -18,6 +18,7 @@
 //! Lives on: owning shard (!Send).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +44,7 @@ use crate::config::AckMode;
 use crate::dedup::{Dedup, Verdict};
 use crate::metrics::{tags, MetricId, Tag};
 use crate::protocol::batch::decode_batch;
+use crate::protocol::json::decode_json_batch;
 use crate::protocol::reply::{unix_now_secs, Reply};
 use crate::protocol::Wire;
 use crate::types::{Ack, AckToken, Batch, ConnId, DeliveryOutcome, Seq};
@@ -132,12 +134,14 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
     let pong_queued = Rc::new(Cell::new(false));
     let dedup = server.dedup_window.map(|window| Rc::new(RefCell::new(Dedup::new(window))));
     let live = Rc::new(Liveness::default());
+    let json_in_flight = JsonInFlight::default();
     let ctx = ConnCtx {
         conn,
         group,
         group_name: Arc::from(identity.group.as_str()),
         pong_queued: Rc::clone(&pong_queued),
         dedup: dedup.clone(),
+        json_in_flight: Rc::clone(&json_in_flight),
         live: Rc::clone(&live),
         admission: Rc::clone(&admission),
     };
@@ -158,6 +162,7 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
         pong_queued,
         dedup,
         admission,
+        json_in_flight,
     };
     writer.run(out_rx).await;
 
@@ -186,6 +191,11 @@ async fn refuse(mut ws: WebSocketStream<TcpStream>, refused: &RegistryError) {
     }
 }
 
+/// Sequence numbers of a connection's JSON batches awaiting their delivery outcome, so that
+/// their replies go out as JSON text frames. Empty (and unallocated) for protobuf clients; at
+/// most `SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES` entries.
+type JsonInFlight = Rc<RefCell<HashSet<Seq>>>;
+
 /// Who a reader reads for.
 struct ConnCtx {
     conn: ConnId,
@@ -198,6 +208,8 @@ struct ConnCtx {
     pong_queued: Rc<Cell<bool>>,
     /// Recent `req_guid`s, when `SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED`.
     dedup: Option<Rc<RefCell<Dedup>>>,
+    /// Batches sent as JSON (text frames) awaiting their delivery outcome.
+    json_in_flight: JsonInFlight,
     /// Whether the reader waits for the client, for the pinger.
     live: Rc<Liveness>,
     /// The connection's identifier, released when the client closes or the reader stops.
@@ -237,9 +249,9 @@ async fn read_frames(
             Some(Ok(message)) => message,
             Some(Err(error)) => return ReaderEnd::from_error(error),
         };
-        let wire = match message {
-            Message::Binary(_) => Wire::Proto,
-            Message::Text(_) => Wire::Json,
+        let (wire, frame) = match message {
+            Message::Binary(frame) => (Wire::Proto, frame),
+            Message::Text(text) => (Wire::Json, Bytes::from(text)),
             // tungstenite queues the pong and writes it on the next read; the writer flushes it
             // too, so that a pong that cannot be written is counted as such.
             Message::Ping(_) => {
@@ -259,22 +271,7 @@ async fn read_frames(
         let Ok(permit) = permits.acquire_permit(1).await else {
             return ReaderEnd::PeerClosed;
         };
-        let (reply, received) = match message {
-            Message::Binary(frame) => handle_batch(shard, ctx, &mut next_seq, frame).await,
-            _ => {
-                let t = shard.tags;
-                shard.metrics.borrow_mut().add(
-                    MetricId::BatchesRead,
-                    tags([t.failed, t.unknown_content_type, ctx.group]),
-                    1,
-                );
-                let reply = Reply::bad_request(
-                    String::new(),
-                    "cannot deserialize request: JSON over WebSocket is not supported yet; send a protobuf SendEventRequest in a binary frame".to_owned(),
-                );
-                (Some(reply), None)
-            }
-        };
+        let (reply, received) = handle_batch(shard, ctx, &mut next_seq, frame, wire).await;
         // The frame is answered now or by its delivery report: from here on the writer returns
         // the permit when it writes the reply. Had this task been cancelled while the batch
         // waited for queue room (shutdown), dropping the permit would have returned it, and the
@@ -294,10 +291,16 @@ async fn handle_batch(
     ctx: &ConnCtx,
     next_seq: &mut u64,
     frame: Bytes,
+    wire: Wire,
 ) -> (Option<Reply>, Option<Instant>) {
     let received_at = Instant::now();
     let conn = ctx.conn;
-    let decoded = match decode_batch(frame, &shard.config.topic_pattern) {
+    let pattern = &shard.config.topic_pattern;
+    let decoded = match wire {
+        Wire::Proto => decode_batch(frame, pattern),
+        Wire::Json => decode_json_batch(&frame, pattern),
+    };
+    let decoded = match decoded {
         Ok(decoded) => decoded,
         Err(error) => {
             record_refused(shard, ctx.group, shard.tags.serde);
@@ -326,6 +329,9 @@ async fn handle_batch(
     let wants_ack = shard.config.ack_mode == AckMode::OnDelivery;
     let token = AckToken { shard: shard.id, conn, seq: Seq(*next_seq) };
     *next_seq += 1;
+    if wants_ack && wire == Wire::Json {
+        ctx.json_in_flight.borrow_mut().insert(token.seq);
+    }
     // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.
     let (batch_guid, reply_guid) =
         if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
@@ -357,6 +363,7 @@ struct Writer<'a> {
     pong_queued: Rc<Cell<bool>>,
     dedup: Option<Rc<RefCell<Dedup>>>,
     admission: Rc<Admission>,
+    json_in_flight: JsonInFlight,
 }
 
 impl Writer<'_> {
@@ -451,15 +458,17 @@ impl Writer<'_> {
 
     /// Answers a batch with its Kafka outcome, and every copy of it that arrived meanwhile.
     async fn delivery(&mut self, ack: Ack) -> Result<(), tungstenite::Error> {
+        // The reply mirrors the frame type the batch came in.
+        let wire = if self.json_in_flight.borrow_mut().remove(&ack.token.seq) { Wire::Json } else { Wire::Proto };
         let delivered = ack.outcome == DeliveryOutcome::Delivered;
         let copies = self.dedup.as_ref().map_or(0, |d| d.borrow_mut().settle(&ack.req_guid, delivered));
         let reply = match ack.outcome {
             DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
             DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
         };
-        self.reply(&reply, Wire::Proto, Some(ack.received_at)).await?;
+        self.reply(&reply, wire, Some(ack.received_at)).await?;
         for _ in 0..copies {
-            self.reply(&reply, Wire::Proto, None).await?;
+            self.reply(&reply, wire, None).await?;
         }
         Ok(())
     }
