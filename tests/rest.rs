@@ -292,3 +292,55 @@ fn cors_headers_and_preflights() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header, None, "CORS is off by default");
 }
+
+/// A body cut off by the client (it half-closes after part of it): 500, code 3, Raccoon's
+/// "deserialization failure".
+#[test]
+fn a_body_cut_off_is_a_500() {
+    let server = TestServer::start(shared_kafka(), &[]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .write_all(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/proto\r\nContent-Length: 100\r\n\r\n0123456789")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 500 "), "{text}");
+    let body = &out[text.find("\r\n\r\n").unwrap() + 4..];
+    let reply = pb::SendEventResponse::decode(body).unwrap();
+    assert_eq!(reply.code(), pb::Code::InternalError);
+    assert!(reply.reason.starts_with("deserialization failure"), "{}", reply.reason);
+}
+
+/// Too many headers is 431; the WebSocket upgrade refuses a foreign Origin with 403 while
+/// SERVER_WEBSOCKET_CHECK_ORIGIN is on (the default), and accepts it when it is off.
+#[test]
+fn header_count_and_websocket_origin() {
+    let server = TestServer::start(shared_kafka(), &[("SERVER_HTTP_MAX_HEADERS", "8")]);
+    let many: String = (0..12).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let response = server.http(&format!("GET /ping HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n"));
+    assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
+
+    // The first bytes of the answer (a 101 keeps the connection open).
+    let upgrade = |server: &TestServer, origin: &str| {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let request = format!(
+            "GET /api/v1/events HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n\r\n",
+            server.addr
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut head = [0u8; 64];
+        let n = stream.read(&mut head).unwrap_or(0);
+        String::from_utf8_lossy(&head[..n]).into_owned()
+    };
+    let foreign = upgrade(&server, "http://evil.test");
+    assert!(foreign.starts_with("HTTP/1.1 403 "), "{foreign}");
+    let own = upgrade(&server, &format!("http://{}", server.addr));
+    assert!(own.starts_with("HTTP/1.1 101 "), "{own}");
+    let open = TestServer::start(shared_kafka(), &[("SERVER_WEBSOCKET_CHECK_ORIGIN", "false")]);
+    let foreign = upgrade(&open, "http://evil.test");
+    assert!(foreign.starts_with("HTTP/1.1 101 "), "{foreign}");
+}
