@@ -18,6 +18,7 @@ mod registry;
 mod rest;
 mod session;
 mod submit;
+mod writer;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -224,8 +225,7 @@ impl Shard {
             }
         };
         metrics.add(MetricId::ConnSuccess, tags([group]), 1);
-        let id = ConnId(self.next_conn.get());
-        self.next_conn.set(id.0 + 1);
+        let id = self.next_conn_id();
         let entry =
             ConnEntry { outbound, reader: None, group, opened: Instant::now(), admission: Rc::clone(&admission) };
         self.conns.borrow_mut().insert(id, entry);
