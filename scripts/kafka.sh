@@ -16,6 +16,7 @@
 #   KAFKA_START_TIMEOUT=90       seconds `start` waits for readiness
 #   KAFKA_HEAP_OPTS="-Xmx512m -Xms256m", KAFKA_JVM_OPTS (extra JVM flags)
 #   KAFKA_CDS=1                  0 disables the class-data-sharing archive (see cmd_start)
+#   KAFKA_AUTO_CREATE_TOPICS=true  the broker's auto.create.topics.enable
 # Several brokers can run at once as long as ports and KAFKA_DATA_DIR differ; a
 # restart with the same KAFKA_DATA_DIR reuses the formatted storage and its data.
 set -euo pipefail
@@ -29,6 +30,7 @@ KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_CDS="${KAFKA_CDS:-1}"
+KAFKA_AUTO_CREATE_TOPICS="${KAFKA_AUTO_CREATE_TOPICS:-true}"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LIBS="$KAFKA_HOME_DIR/libs"
@@ -137,7 +139,7 @@ controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DATA_DIR/data
-auto.create.topics.enable=true
+auto.create.topics.enable=$KAFKA_AUTO_CREATE_TOPICS
 num.partitions=1
 group.initial.rebalance.delay.ms=0
 # Single node: every internal topic must make do with one replica.

@@ -10,51 +10,13 @@ use std::time::Duration;
 
 use common::*;
 
-/// A private broker on 127.0.0.1:19092, stopped (and its data removed) when dropped, also when
-/// the test fails.
-struct PrivateBroker {
-    env: Vec<(String, String)>,
-    data_dir: String,
-}
-
-impl PrivateBroker {
-    const ADDR: &'static str = "127.0.0.1:19092";
-
-    fn new() -> PrivateBroker {
-        let data_dir = format!("/tmp/raccoon-kafka-outage-{}", std::process::id());
-        let env = vec![
-            ("KAFKA_PORT".to_owned(), "19092".to_owned()),
-            ("KAFKA_CONTROLLER_PORT".to_owned(), "19093".to_owned()),
-            ("KAFKA_DATA_DIR".to_owned(), data_dir.clone()),
-        ];
-        PrivateBroker { env, data_dir }
-    }
-
-    fn run(&self, action: &str) {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        kafka_script(action, &env);
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let _ = std::process::Command::new("bash")
-            .arg(project_dir().join("scripts/kafka.sh"))
-            .arg("stop")
-            .envs(env)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
 #[test]
 fn batch_sent_during_outage_is_acked_only_after_the_broker_returns() {
-    let broker = PrivateBroker::new();
+    let broker = PrivateBroker::new("outage", 19092, &[]);
     broker.run("start");
     let prefix = unique("outage");
     let server = TestServer::start(
-        PrivateBroker::ADDR,
+        &broker.addr,
         &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
     );
     // Readiness follows the broker: checked every 2 s with a 2 s timeout.
@@ -89,5 +51,5 @@ fn batch_sent_during_outage_is_acked_only_after_the_broker_returns() {
     client.send_batch(&after);
     assert_success(&client.reply(), "after");
 
-    assert_topics_hold(PrivateBroker::ADDR, &expected_by_topic(&prefix, &[before, during, after]));
+    assert_topics_hold(&broker.addr, &expected_by_topic(&prefix, &[before, during, after]));
 }

@@ -269,3 +269,31 @@ fn pongs_are_answered_and_a_pong_that_cannot_be_written_is_counted() {
     // close, is not counted.
     assert!((1.0..=f64::from(resets)).contains(&failures), "{failures} pong failures after {resets} resets");
 }
+
+/// Scrapes are served concurrently: clients that connect to the Prometheus port and send
+/// nothing, or half a request, delay no scrape, and are closed after the header deadline.
+#[test]
+fn idle_scrapers_delay_no_scrape() {
+    use std::io::{Read, Write};
+    let server =
+        TestServer::start(shared_kafka(), &[("METRIC_PROMETHEUS_ENABLED", "true"), ("METRIC_PROMETHEUS_PORT", "0")]);
+    let addr = server.prometheus_addr();
+    let idle = std::net::TcpStream::connect(addr).unwrap();
+    let mut half = std::net::TcpStream::connect(addr).unwrap();
+    half.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let (status, text) = get_from(addr, "/metrics");
+        assert_eq!(status, 200);
+        assert!(text.contains("# EOF"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(1), "a scrape took {:?}", started.elapsed());
+    }
+    assert_eq!(get_from(addr, "/nope").0, 404);
+    // The half-sent request is dropped at the 5 s header deadline.
+    half.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    assert_eq!(half.read(&mut buf).unwrap_or(0), 0, "expected a close");
+    assert!(started.elapsed() < Duration::from_secs(8), "held for {:?}", started.elapsed());
+    drop(idle);
+}

@@ -419,3 +419,41 @@ pub fn assert_topics_hold(kafka: &str, expected: &HashMap<String, Vec<Vec<u8>>>)
         assert_eq!(got, want, "topic {topic}: payloads differ");
     }
 }
+
+/// A broker of a test's own on `127.0.0.1:port` (controller on `port + 1`), with extra
+/// `scripts/kafka.sh` environment; stopped (and its data removed) when dropped, also when the
+/// test fails. For tests that stop the broker or need a non-default broker setting.
+pub struct PrivateBroker {
+    pub addr: String,
+    env: Vec<(String, String)>,
+    data_dir: String,
+}
+
+impl PrivateBroker {
+    pub fn new(name: &str, port: u16, extra: &[(&str, &str)]) -> PrivateBroker {
+        let data_dir = format!("/tmp/raccoon-kafka-{name}-{}", std::process::id());
+        let mut env = vec![
+            ("KAFKA_PORT".to_owned(), port.to_string()),
+            ("KAFKA_CONTROLLER_PORT".to_owned(), (port + 1).to_string()),
+            ("KAFKA_DATA_DIR".to_owned(), data_dir.clone()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        PrivateBroker { addr: format!("127.0.0.1:{port}"), env, data_dir }
+    }
+
+    pub fn run(&self, action: &str) {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        kafka_script(action, &env);
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(project_dir().join("scripts/kafka.sh"))
+            .arg("stop")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .status();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -1,0 +1,58 @@
+//! Spec 5.3: with `EVENT_ACK=1`, a batch for a topic that does not exist, on a broker that does
+//! not create topics, fails with `CODE_INTERNAL_ERROR` and its `req_guid` on every transport
+//! (REST: 500), and the server keeps serving. Runs a broker of its own with
+//! `auto.create.topics.enable=false`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use prost::Message as _;
+use raccoon::protocol::pb;
+
+fn assert_failed(reply: &pb::SendEventResponse, req_guid: &str) {
+    assert_eq!((reply.status(), reply.code()), (pb::Status::Error, pb::Code::InternalError), "{reply:?}");
+    assert_eq!(reply.data.get("req_guid").map(String::as_str), Some(req_guid));
+    assert!(reply.reason.starts_with("cannot publish events: "), "{}", reply.reason);
+}
+
+#[test]
+fn a_missing_topic_fails_the_batch_on_every_transport() {
+    let broker = PrivateBroker::new("no-auto-create", 29092, &[("KAFKA_AUTO_CREATE_TOPICS", "false")]);
+    broker.run("start");
+    let prefix = unique("missing");
+    let server = TestServer::start(
+        &broker.addr,
+        &[
+            ("EVENT_ACK", "1"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+            ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "5000"),
+        ],
+    );
+    server.wait_for_status("/health/ready", 200, Duration::from_secs(15));
+
+    let mut ws = server.connect(&[("X-User-ID", "missing")]);
+    ws.send_batch(&batch("ws-missing", &prefix, &["nowhere"], 2));
+    assert_failed(&ws.reply(), "ws-missing");
+
+    let body = batch("rest-missing", &prefix, &["nowhere"], 2).encode_to_vec();
+    let response = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .post(&format!("http://{}/api/v1/events", server.addr))
+        .set("Content-Type", "application/proto")
+        .send_bytes(&body);
+    let response = match response {
+        Err(ureq::Error::Status(500, response)) => response,
+        other => panic!("expected 500, got {other:?}"),
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+    assert_failed(&pb::SendEventResponse::decode(&bytes[..]).unwrap(), "rest-missing");
+
+    // The connection and the server carry on.
+    assert_eq!(server.get("/ping").0, 200);
+    ws.send_batch(&batch("ws-empty", &prefix, &[], 0));
+    assert_success(&ws.reply(), "ws-empty");
+}
