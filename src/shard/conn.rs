@@ -1,5 +1,5 @@
 //! One accepted TCP connection on the HTTP port, served by hyper's HTTP/1 server: `/ping` and
-//! the health endpoints, REST batches (see [`rest`](super::rest)), and WebSocket upgrades,
+//! the health endpoints, REST batches (see [`super::rest`]), and WebSocket upgrades,
 //! which leave hyper and become [sessions](super::session) on the same socket.
 //!
 //! hyper parses requests (keep-alive, pipelining, header size and count limits: 431 over them);
