@@ -344,3 +344,29 @@ fn header_count_and_websocket_origin() {
     let foreign = upgrade(&open, "http://evil.test");
     assert!(foreign.starts_with("HTTP/1.1 101 "), "{foreign}");
 }
+
+/// SIGTERM ends the server promptly (exit 0) although HTTP keep-alive and gRPC connections are
+/// open and idle: they are closed, not waited for until their idle deadline.
+#[test]
+fn shutdown_closes_idle_http_and_grpc_connections() {
+    let mut server = TestServer::start(shared_kafka(), &[("SERVER_HTTP_IDLE_TIMEOUT_MS", "60000")]);
+    let mut http = TcpStream::connect(server.addr).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    http.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = http.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("pong"), "{:?}", &buf[..n]);
+    let mut grpc = TcpStream::connect(server.grpc_addr).unwrap();
+    grpc.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    grpc.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let started = Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}\n{}", server.log());
+    assert!(started.elapsed() < Duration::from_secs(8), "shutdown took {:?}", started.elapsed());
+    // Both connections were closed by the server.
+    assert_eq!(http.read(&mut buf).unwrap_or(0), 0);
+    let mut rest = Vec::new();
+    let _ = grpc.read_to_end(&mut rest);
+}

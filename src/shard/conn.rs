@@ -10,7 +10,10 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use glommio::net::TcpStream;
@@ -55,6 +58,7 @@ impl Identity {
 pub(crate) type Body = Full<Bytes>;
 
 pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let _open = shard.http_opened();
     let peer = stream.peer_addr().ok();
     // Errors here only mean the socket is already gone; the reads below notice.
     let _ = stream.set_nodelay(true);
@@ -67,22 +71,44 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         hyper::service::service_fn(move |request| {
             let active = activity.begin();
             let (shard, upgrade) = (Rc::clone(&shard), Rc::clone(&upgrade));
-            async move {
+            // Boxed: driving the connection by hand (below) needs an `Unpin` future.
+            Box::pin(async move {
                 let response = handle(&shard, &upgrade, request).await;
                 drop(active);
                 Ok::<_, Infallible>(response)
-            }
+            })
         })
     };
     // hyper's own upgrade path needs a `Send` socket; glommio's is not. Instead hyper stops
     // after the 101 response and hands back the socket and whatever it read past the request.
-    let parts = match shard.http1.serve_connection(io, service).without_shutdown().await {
-        Ok(parts) => parts,
-        Err(error) => {
+    let mut connection = shard.http1.serve_connection(io, service);
+    // At shutdown an idle connection closes at once, a busy one after its response: an open
+    // keep-alive connection must not keep the shard (and the process) alive.
+    let mut closing = Some(shard.closing.listen());
+    let mut aborting = Some(shard.aborting.listen());
+    let served = futures_lite::future::poll_fn(|cx| {
+        if aborting.as_mut().is_some_and(|a| Pin::new(a).poll(cx).is_ready() || shard.aborted.get()) {
+            return Poll::Ready(None);
+        }
+        if closing.as_mut().is_some_and(|c| Pin::new(c).poll(cx).is_ready() || shard.draining.get()) {
+            closing = None;
+            Pin::new(&mut connection).graceful_shutdown();
+        }
+        connection.poll_without_shutdown(cx).map(Some)
+    })
+    .await;
+    match served {
+        Some(Ok(())) => {}
+        Some(Err(error)) => {
             tracing::debug!(?peer, %error, "HTTP connection ended");
             return;
         }
-    };
+        None => {
+            tracing::debug!(?peer, "HTTP connection dropped at shutdown");
+            return;
+        }
+    }
+    let parts = connection.into_parts();
     let Some(identity) = upgrade.take() else { return };
     // Only the socket and the bytes read past the request go on: hyper's state, the service and
     // its buffers are dropped here, not held for the life of the WebSocket.

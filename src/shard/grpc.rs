@@ -14,6 +14,7 @@
 //! Lives on: owning shard.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use crate::rt::{Activity, HyperIo};
 const MISSING_ID: &str = "connection id header missing";
 
 pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let _open = shard.http_opened();
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shard.config.server.write_wait));
@@ -58,8 +60,25 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
         })
     };
-    if let Err(error) = shard.http2.serve_connection(io, service).await {
-        tracing::debug!(?peer, %error, "gRPC connection ended");
+    let mut connection = shard.http2.serve_connection(io, service);
+    // At shutdown: GOAWAY, then the connection ends once its calls are answered.
+    let mut closing = Some(shard.closing.listen());
+    let mut aborting = Some(shard.aborting.listen());
+    let served = futures_lite::future::poll_fn(|cx| {
+        if aborting.as_mut().is_some_and(|a| Pin::new(a).poll(cx).is_ready() || shard.aborted.get()) {
+            return Poll::Ready(None);
+        }
+        if closing.as_mut().is_some_and(|c| Pin::new(c).poll(cx).is_ready() || shard.draining.get()) {
+            closing = None;
+            Pin::new(&mut connection).graceful_shutdown();
+        }
+        Pin::new(&mut connection).poll(cx).map(Some)
+    })
+    .await;
+    match served {
+        Some(Ok(())) => {}
+        Some(Err(error)) => tracing::debug!(?peer, %error, "gRPC connection ended"),
+        None => tracing::debug!(?peer, "gRPC connection dropped at shutdown"),
     }
 }
 

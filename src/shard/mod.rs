@@ -43,6 +43,10 @@ use conn::Identity;
 use registry::{Admission, Registry, RegistryError};
 use session::{Outbound, OutboundTx};
 
+/// At shutdown, how long HTTP and gRPC connections get to close by themselves once no
+/// WebSocket and no waiting request is left.
+const HTTP_CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// Why a shard could not start.
 #[derive(Debug, Error)]
 pub enum ShardError {
@@ -109,6 +113,14 @@ pub(crate) struct Shard {
     pub(crate) cors: Option<crate::protocol::cors::CorsPolicy>,
     /// Set when shutdown begins: REST and gRPC refuse new batches, HTTP responses close.
     pub(crate) draining: Cell<bool>,
+    /// Notified when shutdown begins: HTTP and gRPC connections finish and close.
+    pub(crate) closing: event_listener::Event,
+    /// Notified when shutdown stops waiting for HTTP and gRPC connections: they are dropped.
+    pub(crate) aborting: event_listener::Event,
+    /// Set with `aborting`, for connections that start to listen after it fired.
+    pub(crate) aborted: Cell<bool>,
+    /// HTTP and gRPC connections open on this shard; shutdown waits for them to close.
+    http_open: Cell<usize>,
     /// REST and gRPC requests waiting for their batch's delivery outcome.
     requests: RefCell<HashMap<ConnId, LocalSender<Ack>>>,
     /// Open connections and identifiers of all shards.
@@ -191,6 +203,10 @@ impl Shard {
             http2,
             cors,
             draining: Cell::new(false),
+            closing: event_listener::Event::new(),
+            aborting: event_listener::Event::new(),
+            aborted: Cell::new(false),
+            http_open: Cell::new(0),
             requests: RefCell::new(HashMap::new()),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
@@ -316,6 +332,19 @@ impl Shard {
         PendingAck { shard: Rc::clone(self), conn, rx }
     }
 
+    /// Drops every HTTP and gRPC connection still open (shutdown, once nothing else is waited for).
+    fn abort_http(&self) {
+        if !self.aborted.replace(true) {
+            self.aborting.notify(usize::MAX);
+        }
+    }
+
+    /// Counts an HTTP or gRPC connection as open until the returned guard is dropped.
+    pub(crate) fn http_opened(self: &Rc<Self>) -> HttpOpen {
+        self.http_open.set(self.http_open.get() + 1);
+        HttpOpen(Rc::clone(self))
+    }
+
     /// Read deadlines of HTTP/1 connections on the HTTP port.
     pub(crate) fn http_deadlines(&self) -> Deadlines {
         let server = &self.config.server;
@@ -330,12 +359,24 @@ impl Shard {
     /// Tells every connection to finish its in-flight batches and close with 1001.
     fn go_away(&self) {
         self.draining.set(true);
+        self.closing.notify(usize::MAX);
         for entry in self.conns.borrow_mut().values_mut() {
             let _ = entry.outbound.try_send(Outbound::GoingAway);
             if let Some(reader) = entry.reader.take() {
                 reader.cancel();
             }
         }
+    }
+}
+
+/// An open HTTP or gRPC connection (see [`Shard::http_opened`]).
+///
+/// Lives on: owning shard (!Send).
+pub(crate) struct HttpOpen(Rc<Shard>);
+
+impl Drop for HttpOpen {
+    fn drop(&mut self) {
+        self.0.http_open.set(self.0.http_open.get().saturating_sub(1));
     }
 }
 
@@ -491,17 +532,42 @@ async fn run(
     shard.go_away();
     let server = &shard.config.server;
     let deadline = Instant::now() + server.drain_timeout + server.write_wait + Duration::from_secs(1);
-    let busy = || !shard.conns.borrow().is_empty() || !shard.requests.borrow().is_empty();
+    // An open socket also keeps the executor from ending (its pending read), so HTTP and gRPC
+    // connections, told to close by `go_away`, are waited for too; once only they are left, for
+    // at most HTTP_CLOSE_GRACE (an idle HTTP/2 client may never answer the GOAWAY's ping).
+    let busy = || !shard.conns.borrow().is_empty() || !shard.requests.borrow().is_empty() || shard.http_open.get() > 0;
+    let mut only_http_since: Option<Instant> = None;
     while busy() && Instant::now() < deadline {
         // Keep routing acks while connections drain; wake up regularly to notice they are gone.
         let next = glommio::timer::timeout(Duration::from_millis(20), async { Ok(inbox.recv().await.ok()) });
         if let Ok(Some(msg)) = next.await {
             shard.route(msg);
         }
+        if shard.conns.borrow().is_empty() && shard.requests.borrow().is_empty() {
+            if only_http_since.get_or_insert_with(Instant::now).elapsed() >= HTTP_CLOSE_GRACE {
+                shard.abort_http();
+            }
+        } else {
+            only_http_since = None;
+        }
     }
-    let (left, waiting) = (shard.conns.borrow().len(), shard.requests.borrow().len());
-    if left > 0 || waiting > 0 {
-        tracing::warn!(shard = %shard.id, connections = left, requests = waiting, "still open at the drain deadline");
+    shard.abort_http();
+    // Dropped connections end at their next poll; give them that.
+    for _ in 0..10 {
+        if shard.http_open.get() == 0 {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    let (left, waiting, http) = (shard.conns.borrow().len(), shard.requests.borrow().len(), shard.http_open.get());
+    if left > 0 || waiting > 0 || http > 0 {
+        tracing::warn!(
+            shard = %shard.id,
+            connections = left,
+            requests = waiting,
+            http_connections = http,
+            "still open at the drain deadline"
+        );
     }
     flusher.cancel();
     shard.flush_metrics(inbox.len(), Duration::ZERO);
