@@ -31,7 +31,7 @@ fn start_later(delay: Duration, env: Vec<(String, String)>) -> std::thread::Join
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_keep_the_req_guid_until_the_server_answers() {
     let prefix = unique("retry");
-    let (http_port, grpc_port) = (free_port(), free_port());
+    let [http_port, grpc_port] = free_ports::<2>();
     let rest = RestClient::builder(&format!("http://127.0.0.1:{http_port}")).retry(patient()).build().unwrap();
     let grpc = GrpcClient::builder(&format!("http://127.0.0.1:{grpc_port}")).retry(patient()).build().unwrap();
     let rest_batch = Batch::new([Event::new("rest", "r-1")]).with_req_guid("retry-rest-guid");

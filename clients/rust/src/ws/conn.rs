@@ -378,16 +378,19 @@ impl Conn {
     fn finish(&self, req_guid: String, p: Pending, result: Result<Response, Error>) {
         let latency = p.first_sent.elapsed();
         self.shared.stats.finished(result.is_ok(), latency);
-        if let Some(w) = p.waiter {
-            let _ = w.send(result.clone());
-        }
-        let mut slot = self.shared.acks.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = slot.as_ref() {
-            match tx.try_send(Ack { req_guid, result, latency }) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => self.shared.stats.ack_dropped(),
-                Err(mpsc::error::TrySendError::Closed(_)) => *slot = None,
+        // The ack stream first, so a waiter woken below sees the stats of its own ack.
+        {
+            let mut slot = self.shared.acks.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(tx) = slot.as_ref() {
+                match tx.try_send(Ack { req_guid, result: result.clone(), latency }) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => self.shared.stats.ack_dropped(),
+                    Err(mpsc::error::TrySendError::Closed(_)) => *slot = None,
+                }
             }
+        }
+        if let Some(w) = p.waiter {
+            let _ = w.send(result);
         }
     }
 }

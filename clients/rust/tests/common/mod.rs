@@ -75,7 +75,13 @@ pub fn unique(prefix: &str) -> String {
 
 /// A port nobody listens on right now, for a server that must come back on the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free ports (the listeners are held until all are chosen).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 /// A running server process; killed when dropped.
@@ -112,10 +118,11 @@ impl TestServer {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains("raccoon listening on ") {
+                    let listening = line.contains("raccoon listening on ");
+                    log.lock().unwrap().push(line);
+                    if listening {
                         let _ = tx.send(());
                     }
-                    log.lock().unwrap().push(line);
                 }
             });
         }
