@@ -14,6 +14,10 @@
 //! ack is written only after the batch is in a publisher queue (`EVENT_ACK=0`) or in Kafka
 //! (`EVENT_ACK=1`).
 
+// The module docs are written for the people who maintain the server, so they link to private
+// items; `cargo doc --document-private-items` renders them.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod config;
 pub mod dedup;
 pub mod health;

@@ -464,3 +464,20 @@ fn client_pings_get_pongs_with_their_payload() {
     }
     client.close();
 }
+
+/// Spec 3.1: an empty `type` fills the pattern's `%s` with nothing (`clickstream--log` for the
+/// default pattern), over every transport.
+#[test]
+fn an_empty_type_routes_to_the_pattern_without_it() {
+    let kafka = shared_kafka();
+    let prefix = unique("empty-type");
+    let server = TestServer::start(
+        kafka,
+        &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
+    );
+    let mut client = server.connect(&[]);
+    let req = batch("e-1", &prefix, &[""], 3);
+    client.send_batch(&req);
+    assert_success(&client.reply(), "e-1");
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &[req]));
+}

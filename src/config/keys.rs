@@ -61,7 +61,7 @@ keys! {
     "SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS" = "60000", RaccoonChanged,
         "How long a client has to answer a server ping: when nothing (pong, ping or data) arrives for this long after the first ping it left unanswered, the connection is dropped, so a silent client goes within this plus SERVER_WEBSOCKET_PING_INTERVAL_MS. Raccoon counted only pongs, from the upgrade or the last pong.";
     "SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS" = "5000", RaccoonChanged,
-        "Deadline for each write to a client (control and data frames; Raccoon had none for data). A client that does not read is dropped.";
+        "Deadline for each write to a client: WebSocket control and data frames (Raccoon had none for data), HTTP and gRPC responses. A client that does not read is dropped.";
     "SERVER_WEBSOCKET_PINGER_SIZE" = "1", RaccoonChanged,
         "Read for compatibility, no effect: every connection's writer task sends its own pings.";
     "SERVER_WEBSOCKET_CHECK_ORIGIN" = "true", Raccoon,

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod rawproto;
 pub mod reply;
 pub mod timestamp;
 

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! A payload that is valid JSON is logged as text; any other is decoded as a schemaless protobuf
-//! message ([`super::rawproto`]). A payload that is neither fails its event, and so its batch:
+//! message ([`crate::protocol::rawproto`]). A payload that is neither fails its event, and so its batch:
 //! with `EVENT_ACK=1` the client gets `CODE_INTERNAL_ERROR` naming the first such event, with
 //! `EVENT_ACK=0` the failure is logged (at most once a second). The outcome reaches the owning
 //! shard exactly as a Kafka delivery outcome does.
@@ -26,10 +26,10 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::rawproto::{self, RawProtoError};
 use super::{with_metrics, Started};
 use crate::logging::Throttle;
 use crate::metrics::{local::FLUSH_PERIOD, tags, MetricId, MetricsFactory, Tag};
+use crate::protocol::rawproto::{self, RawProtoError};
 use crate::types::{Ack, Batch, DeliveryOutcome, EventRecord, ShardMsg};
 
 /// How a payload was understood.

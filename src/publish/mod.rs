@@ -5,7 +5,7 @@
 //!
 //! * `producer.rs`, `delivery.rs`: the Kafka publisher.
 //! * `log.rs`: the log publisher (`PUBLISHER_TYPE=log`), which logs each event instead and needs
-//!   no broker; `rawproto.rs` renders its protobuf payloads. Shards cannot tell the two apart:
+//!   no broker; [`crate::protocol::rawproto`] renders its protobuf payloads. Shards cannot tell the two apart:
 //!   both serve [`PublishQueues`] and answer through the same inboxes.
 //!
 //! Threads per Kafka publisher: ours (takes batches off the queue, hands each event to librdkafka)
@@ -20,7 +20,6 @@
 mod delivery;
 mod log;
 mod producer;
-mod rawproto;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

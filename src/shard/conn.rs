@@ -1,5 +1,5 @@
 //! One accepted TCP connection on the HTTP port, served by hyper's HTTP/1 server: `/ping` and
-//! the health endpoints, REST batches (see [`rest`](super::rest)), and WebSocket upgrades,
+//! the health endpoints, REST batches (see [`super::rest`]), and WebSocket upgrades,
 //! which leave hyper and become [sessions](super::session) on the same socket.
 //!
 //! hyper parses requests (keep-alive, pipelining, header size and count limits: 431 over them);
@@ -83,11 +83,14 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             return;
         }
     };
-    if let Some(identity) = upgrade.take() {
-        let span =
-            tracing::info_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
-        session::run(shard, parts.io.into_inner(), parts.read_buf.to_vec(), identity).instrument(span).await;
-    }
+    let Some(identity) = upgrade.take() else { return };
+    // Only the socket and the bytes read past the request go on: hyper's state, the service and
+    // its buffers are dropped here, not held for the life of the WebSocket.
+    let (stream, leftover) = (parts.io.into_inner(), Vec::from(parts.read_buf));
+    drop(parts.service);
+    drop(upgrade);
+    let span = tracing::info_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
+    session::run(shard, stream, leftover, identity).instrument(span).await;
 }
 
 async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Request<Incoming>) -> Response<Body> {

@@ -95,7 +95,8 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
         .and_then(grpc::parse_timeout)
         .map(|timeout| received_at + timeout);
     let group = shard.metrics.borrow_mut().client_tag(&group_name);
-    let body_limit = deadline.map_or(server.body_timeout, |d| d.saturating_duration_since(Instant::now()));
+    let body_limit =
+        deadline.map_or(server.body_timeout, |d| d.saturating_duration_since(Instant::now()).min(server.body_timeout));
     let message = match read_message(request.into_body(), server.grpc_max_message_bytes, body_limit).await {
         Ok(message) => message,
         Err(ReadError::Frame(error)) => {

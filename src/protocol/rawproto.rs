@@ -22,7 +22,7 @@ use thiserror::Error;
 
 /// Deepest nesting of messages or groups rendered; a deeper length-delimited field is shown as
 /// bytes, a deeper group is an error.
-pub(crate) const MAX_DEPTH: usize = 32;
+pub const MAX_DEPTH: usize = 32;
 
 /// Largest field number protobuf allows (2^29 - 1).
 const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
@@ -30,7 +30,7 @@ const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
 /// Why bytes are not a protobuf message. `at` is the byte offset, from the start of the input,
 /// of the tag or value at fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub(crate) enum RawProtoError {
+pub enum RawProtoError {
     /// The input ends inside a varint, a fixed-width value or a length-delimited field.
     #[error("truncated field at byte {at}")]
     Truncated {
@@ -76,7 +76,7 @@ pub(crate) enum RawProtoError {
 }
 
 /// Renders `bytes` as text into `out` (appending). On error `out` may hold part of the text.
-pub(crate) fn decode_to_text(bytes: &[u8], out: &mut String) -> Result<(), RawProtoError> {
+pub fn decode_to_text(bytes: &[u8], out: &mut String) -> Result<(), RawProtoError> {
     let mut reader = Reader { bytes, pos: 0 };
     render_fields(&mut reader, 0, None, out)
 }
