@@ -306,6 +306,9 @@ func (c *WebSocketClient) onReply(conn *wsConn, resp *Response) {
 		for g, b := range c.pending {
 			c.finish(g, b, resp, rej)
 		}
+		if c.conn == conn {
+			c.conn = nil // Send fails fast from now on; the reader's end reconnects
+		}
 		go conn.shut()
 		return
 	}

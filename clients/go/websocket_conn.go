@@ -106,8 +106,8 @@ func (c *WebSocketClient) ping(conn *wsConn) {
 func (c *WebSocketClient) disconnected(conn *wsConn, err error) {
 	conn.shut()
 	c.mu.Lock()
-	current := c.conn == conn
-	if current {
+	current := c.conn == conn || (c.conn == nil && c.refused != nil)
+	if c.conn == conn {
 		c.conn = nil
 	}
 	closing := c.closed
