@@ -66,7 +66,9 @@ func (f *fakeServer) Close() {
 	f.HTTP.Close()
 }
 
-func (f *fakeServer) WSURL() string   { return "ws" + strings.TrimPrefix(f.HTTP.URL, "http") + "/api/v1/events" }
+func (f *fakeServer) WSURL() string {
+	return "ws" + strings.TrimPrefix(f.HTTP.URL, "http") + "/api/v1/events"
+}
 func (f *fakeServer) RestURL() string { return f.HTTP.URL + "/api/v1/events" }
 
 func (f *fakeServer) record(req *pb.SendEventRequest, h http.Header) (*pb.SendEventResponse, int) {

@@ -3,7 +3,6 @@ package raccoon
 import (
 	"testing"
 	"time"
-
 )
 
 func TestBackoffDoublesWithinBounds(t *testing.T) {

@@ -210,4 +210,3 @@ func sameSet(t *testing.T, got, want [][]byte) {
 		}
 	}
 }
-
