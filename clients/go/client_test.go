@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	raccoon "github.com/raystack/raccoon/clients/go"
-	pb "github.com/raystack/raccoon/clients/go/raccoonpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	raccoon "raccoon/clients/go"
+	pb "raccoon/clients/go/raccoonpb"
 )
 
 var quiet = raccoon.WithLogger(nil)

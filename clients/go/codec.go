@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	pb "github.com/raystack/raccoon/clients/go/raccoonpb"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	pb "raccoon/clients/go/raccoonpb"
 )
 
 // buildRequest serializes each event's Data and wraps them in a SendEventRequest.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	raccoon "github.com/raystack/raccoon/clients/go"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	raccoon "raccoon/clients/go"
 )
 
 // The examples run against an in-process stand-in for the server (newFakeServer); point the

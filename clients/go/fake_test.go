@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	pb "github.com/raystack/raccoon/clients/go/raccoonpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	pb "raccoon/clients/go/raccoonpb"
 )
 
 type fakeServer struct {

@@ -1,4 +1,4 @@
-module github.com/raystack/raccoon/clients/go
+module raccoon/clients/go
 
 go 1.26.8
 

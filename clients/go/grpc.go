@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	pb "github.com/raystack/raccoon/clients/go/raccoonpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	pb "raccoon/clients/go/raccoonpb"
 )
 
 // GrpcClient calls raystack.raccoon.v1beta1.EventService/SendEvent. The request is always

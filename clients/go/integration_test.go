@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	raccoon "github.com/raystack/raccoon/clients/go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	raccoon "raccoon/clients/go"
 )
 
 // TestRealServerAllTransportsAndWires sends batches over each transport and wire encoding,

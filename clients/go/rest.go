@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	pb "github.com/raystack/raccoon/clients/go/raccoonpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	pb "raccoon/clients/go/raccoonpb"
 )
 
 // maxReplyBytes bounds how much of a reply is read.

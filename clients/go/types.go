@@ -3,7 +3,7 @@ package raccoon
 import (
 	"fmt"
 
-	pb "github.com/raystack/raccoon/clients/go/raccoonpb"
+	pb "raccoon/clients/go/raccoonpb"
 )
 
 // Event is one event of a batch. Data is turned into the event's bytes by the client's

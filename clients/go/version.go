@@ -5,8 +5,8 @@ import "fmt"
 // Client information, sent as the User-Agent of every request ("raccoon-go/<Version>").
 // Set them at build time:
 //
-//	go build -ldflags "-X github.com/raystack/raccoon/clients/go.Version=1.2.3 \
-//	  -X github.com/raystack/raccoon/clients/go.BuildDate=2026-01-02"
+//	go build -ldflags "-X raccoon/clients/go.Version=1.2.3 \
+//	  -X raccoon/clients/go.BuildDate=2026-01-02"
 var (
 	Name      = "raccoon-go"
 	Version   = "dev"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
-	pb "github.com/raystack/raccoon/clients/go/raccoonpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	pb "raccoon/clients/go/raccoonpb"
 )
 
 // Ack is the outcome of one WebSocket batch, delivered on WebSocketClient.Acks.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	raccoon "github.com/raystack/raccoon/clients/go"
-	pb "github.com/raystack/raccoon/clients/go/raccoonpb"
+	raccoon "raccoon/clients/go"
+	pb "raccoon/clients/go/raccoonpb"
 )
 
 // waitAck reads one Ack or fails after d.
