@@ -89,11 +89,15 @@ impl TestServer {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("raccoon listening on ").nth(1) {
-                        let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    let addr = line
+                        .split("raccoon listening on ")
+                        .nth(1)
+                        .map(|rest| rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap());
+                    // Logged before it is announced, so the startup line is in `log()` on return.
+                    log.lock().unwrap().push(line);
+                    if let Some(addr) = addr {
                         let _ = addr_tx.send(addr);
                     }
-                    log.lock().unwrap().push(line);
                 }
             });
         }
