@@ -158,7 +158,13 @@ pub(crate) async fn progress(recorder: Arc<Recorder>, started: Instant, warmup: 
         let secs = now.at.duration_since(last.at).as_secs_f64().max(1e-9);
         let second = recorder.take_second();
         let elapsed = started.elapsed();
-        let phase = if elapsed < warmup { "warm-up" } else { "measure" };
+        let phase = if recorder.measuring.load(Relaxed) {
+            "measure"
+        } else if elapsed <= warmup + Duration::from_millis(100) {
+            "warm-up"
+        } else {
+            "drain"
+        };
         eprintln!(
             "[{:>4.0}s {phase}] sent {:>9.0} ev/s  acked {:>9.0} ev/s  errors {}  in flight {}  conns {}  p50 {:.2} ms  p99 {:.2} ms",
             elapsed.as_secs_f64(),
