@@ -1,9 +1,19 @@
 //! `raccoon-cli`: a command-line client of the Raccoon server, on the `raccoon-client` library.
 //!
-//! `send` sends one batch over WebSocket, REST or gRPC and prints the reply. The subcommand
-//! lives in `send.rs`; this file parses the command line and maps outcomes to exit codes.
+//! Subcommands, one module each: `send` (one batch, print the reply), `load` (many connections
+//! for a bounded time, a latency and throughput report), `idle` (hold many WebSockets, RSS per
+//! connection), `ceiling` (a bare rdkafka producer with the server's settings: the baseline).
+//! Shared by them: `workload.rs` (the events), `latency.rs` (HDR histograms), `procfs.rs` (CPU
+//! and RSS of a process), `limits.rs` (the open-file limit). This file parses the command line.
 
+mod ceiling;
+mod idle;
+mod latency;
+mod limits;
+mod load;
+mod procfs;
 mod send;
+mod workload;
 
 use std::process::ExitCode;
 
@@ -24,6 +34,22 @@ enum Command {
     /// Exit status: 0 on success, 1 when the server answered with an error or refused the
     /// connection, 2 on a usage error, 3 when the server could not be reached or did not answer.
     Send(send::SendArgs),
+    /// Load the server: N connections, closed loop (K batches in flight each) or open loop (a
+    /// target rate), for a bounded time; live progress on stderr, a report on stdout.
+    ///
+    /// Exit status: 0 when every batch was acknowledged, 1 on any error or no ack, 2 on a usage
+    /// error, 3 when the runtime or the JSON file failed.
+    Load(load::LoadArgs),
+    /// Open and hold N WebSocket connections; report how many stay alive and the server's RSS
+    /// per connection.
+    ///
+    /// Exit status: 0 when every connection opened and stayed alive, 1 otherwise, 2 on a usage error.
+    Idle(idle::IdleArgs),
+    /// A bare rdkafka producer with the server's librdkafka settings into the same broker: the
+    /// ceiling every `load` result is compared with.
+    ///
+    /// Exit status: 0 when events were delivered and none failed, 1 otherwise, 2 on a usage error.
+    Ceiling(ceiling::CeilingArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +58,12 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("RACCOON_CLI_LOG"))
         .with_writer(std::io::stderr)
         .init();
+    let command = match cli.command {
+        Command::Send(args) => args,
+        Command::Load(args) => return load::run(args),
+        Command::Idle(args) => return idle::run(args),
+        Command::Ceiling(args) => return ceiling::run(args),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -39,7 +71,5 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match cli.command {
-        Command::Send(args) => runtime.block_on(send::run(args)),
-    }
+    runtime.block_on(send::run(command))
 }

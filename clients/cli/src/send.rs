@@ -101,15 +101,50 @@ impl SendArgs {
     }
 
     fn url(&self) -> String {
-        let (scheme, port) = match self.transport {
-            Transport::Ws => ("ws", 8080),
-            Transport::Rest => ("http", 8080),
-            Transport::Grpc => ("http", 8081),
-        };
-        let addr = self.addr.clone().unwrap_or_else(|| format!("127.0.0.1:{port}"));
-        match addr.split_once("://") {
-            Some((_, rest)) => format!("{scheme}://{rest}"),
-            None => format!("{scheme}://{addr}"),
+        server_url(self.transport, self.addr.as_deref())
+    }
+}
+
+/// The URL of the server at `addr` (`host:port` or a URL; default 127.0.0.1:8080, or
+/// 127.0.0.1:8081 for gRPC) for `transport`.
+pub(crate) fn server_url(transport: Transport, addr: Option<&str>) -> String {
+    let (scheme, port) = match transport {
+        Transport::Ws => ("ws", 8080),
+        Transport::Rest => ("http", 8080),
+        Transport::Grpc => ("http", 8081),
+    };
+    let addr = addr.map_or_else(|| format!("127.0.0.1:{port}"), str::to_owned);
+    match addr.split_once("://") {
+        Some((_, rest)) => format!("{scheme}://{rest}"),
+        None => format!("{scheme}://{addr}"),
+    }
+}
+
+impl Transport {
+    /// `ws`, `rest` or `grpc`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Transport::Ws => "ws",
+            Transport::Rest => "rest",
+            Transport::Grpc => "grpc",
+        }
+    }
+}
+
+impl WireEncoding {
+    /// The client library's encoding.
+    pub(crate) fn encoding(self) -> Encoding {
+        match self {
+            WireEncoding::Proto => Encoding::Protobuf,
+            WireEncoding::Json => Encoding::Json,
+        }
+    }
+
+    /// `proto` or `json`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WireEncoding::Proto => "proto",
+            WireEncoding::Json => "json",
         }
     }
 }
@@ -158,10 +193,7 @@ pub(crate) async fn run(args: SendArgs) -> ExitCode {
     if let Some(g) = &args.req_guid {
         batch = batch.with_req_guid(g.clone());
     }
-    let encoding = match args.encoding {
-        WireEncoding::Proto => Encoding::Protobuf,
-        WireEncoding::Json => Encoding::Json,
-    };
+    let encoding = args.encoding.encoding();
     let guid = batch.req_guid().to_owned();
     let url = args.url();
     let started = Instant::now();
@@ -191,12 +223,11 @@ pub(crate) async fn run(args: SendArgs) -> ExitCode {
         }
     };
     let elapsed = started.elapsed();
-    let transport = format!("{:?}", args.transport).to_lowercase();
-    let encoding = format!("{:?}", args.encoding).to_lowercase();
+    let (transport, encoding) = (args.transport.name(), args.encoding.name());
     match outcome {
         Ok((req_guid, response)) => {
             if args.json {
-                println!("{}", json_outcome(&req_guid, Some(&response), None, &transport, &encoding, count, elapsed));
+                println!("{}", json_outcome(&req_guid, Some(&response), None, transport, encoding, count, elapsed));
             } else {
                 println!(
                     "sent {count} event(s) of type {:?} over {transport} ({encoding}) to {url}\nreq_guid {req_guid}: {} in {:.1} ms",
@@ -213,7 +244,7 @@ pub(crate) async fn run(args: SendArgs) -> ExitCode {
                 _ => None,
             };
             if args.json {
-                println!("{}", json_outcome(&guid, response, Some(&error), &transport, &encoding, count, elapsed));
+                println!("{}", json_outcome(&guid, response, Some(&error), transport, encoding, count, elapsed));
             }
             eprintln!("error: {error}");
             match error {

@@ -154,6 +154,11 @@ impl TestServer {
         format!("http://{}", self.grpc_addr)
     }
 
+    /// The server's process id (for `/proc` readings).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
