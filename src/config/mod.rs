@@ -432,13 +432,13 @@ impl Config {
         let max_conn = raw.int::<usize>("SERVER_WEBSOCKET_MAX_CONN", 1, 10_000_000)?;
 
         let conn_id_header = raw.text("SERVER_WEBSOCKET_CONN_ID_HEADER");
-        if conn_id_header.is_empty() || httparse_token(&conn_id_header).is_err() {
+        if conn_id_header.is_empty() || http_token(&conn_id_header).is_err() {
             return Err(
                 raw.invalid("SERVER_WEBSOCKET_CONN_ID_HEADER", "expected an HTTP header name such as X-User-ID")
             );
         }
         let group_header = raw.text("SERVER_WEBSOCKET_CONN_GROUP_HEADER");
-        if !group_header.is_empty() && httparse_token(&group_header).is_err() {
+        if !group_header.is_empty() && http_token(&group_header).is_err() {
             return Err(raw.invalid("SERVER_WEBSOCKET_CONN_GROUP_HEADER", "expected an HTTP header name or nothing"));
         }
 
@@ -590,11 +590,11 @@ fn cors_config(raw: &Raw, id_header: &str, group_header: &str) -> Result<Option<
     if allowed_methods.is_empty() {
         return Err(raw.invalid("SERVER_CORS_ALLOWED_METHODS", "expected at least one method, such as GET,POST"));
     }
-    if let Some(bad) = allowed_methods.iter().find(|m| httparse_token(m).is_err()) {
+    if let Some(bad) = allowed_methods.iter().find(|m| http_token(m).is_err()) {
         return Err(raw.invalid("SERVER_CORS_ALLOWED_METHODS", format!("{bad:?} is not an HTTP method")));
     }
     let mut allowed_headers = raw.list("SERVER_CORS_ALLOWED_HEADERS");
-    if let Some(bad) = allowed_headers.iter().find(|h| httparse_token(h).is_err()) {
+    if let Some(bad) = allowed_headers.iter().find(|h| http_token(h).is_err()) {
         return Err(raw.invalid("SERVER_CORS_ALLOWED_HEADERS", format!("{bad:?} is not an HTTP header name")));
     }
     // As Raccoon does, and whatever source set them: the headers its own clients send.
@@ -637,7 +637,7 @@ fn is_origin(text: &str) -> bool {
     scheme_ok && host_ok && port_ok
 }
 
-fn httparse_token(name: &str) -> Result<(), ()> {
+fn http_token(name: &str) -> Result<(), ()> {
     // RFC 9110 token characters.
     if name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
         Ok(())
