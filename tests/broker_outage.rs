@@ -12,7 +12,7 @@ use common::*;
 
 #[test]
 fn batch_sent_during_outage_is_acked_only_after_the_broker_returns() {
-    let broker = PrivateBroker::new("outage", 19092, &[]);
+    let broker = PrivateBroker::new("outage", &[]);
     broker.run("start");
     let prefix = unique("outage");
     let server = TestServer::start(

@@ -19,7 +19,7 @@ fn assert_failed(reply: &pb::SendEventResponse, req_guid: &str) {
 
 #[test]
 fn a_missing_topic_fails_the_batch_on_every_transport() {
-    let broker = PrivateBroker::new("no-auto-create", 29092, &[("KAFKA_AUTO_CREATE_TOPICS", "false")]);
+    let broker = PrivateBroker::new("no-auto-create", &[("KAFKA_AUTO_CREATE_TOPICS", "false")]);
     broker.run("start");
     let prefix = unique("missing");
     let server = TestServer::start(

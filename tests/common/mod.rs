@@ -424,21 +424,29 @@ pub fn assert_topics_hold(kafka: &str, expected: &HashMap<String, Vec<Vec<u8>>>)
     }
 }
 
-/// A broker of a test's own on `127.0.0.1:port` (controller on `port + 1`), with extra
-/// `scripts/kafka.sh` environment; stopped (and its data removed) when dropped, also when the
-/// test fails. For tests that stop the broker or need a non-default broker setting.
+/// A broker of a test's own on free 127.0.0.1 ports, with extra `scripts/kafka.sh`
+/// environment; stopped (and its data removed) when dropped, also when the test fails. For tests
+/// that stop the broker or need a non-default broker setting.
 pub struct PrivateBroker {
     pub addr: String,
     env: Vec<(String, String)>,
     data_dir: String,
 }
 
+/// Two ports free on 127.0.0.1 right now (held together, so they differ).
+fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (a.local_addr().unwrap().port(), b.local_addr().unwrap().port())
+}
+
 impl PrivateBroker {
-    pub fn new(name: &str, port: u16, extra: &[(&str, &str)]) -> PrivateBroker {
+    pub fn new(name: &str, extra: &[(&str, &str)]) -> PrivateBroker {
         let data_dir = format!("/tmp/raccoon-kafka-{name}-{}", std::process::id());
+        let (port, controller) = free_ports();
         let mut env = vec![
             ("KAFKA_PORT".to_owned(), port.to_string()),
-            ("KAFKA_CONTROLLER_PORT".to_owned(), (port + 1).to_string()),
+            ("KAFKA_CONTROLLER_PORT".to_owned(), controller.to_string()),
             ("KAFKA_DATA_DIR".to_owned(), data_dir.clone()),
         ];
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
