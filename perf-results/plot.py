@@ -10,6 +10,8 @@ and writes SVG files next to them, by hand (Python 3.11 standard library only):
 
 * throughput-k1.svg, throughput-k8.svg: acked events/s against connections, one line per
   batch size / event size / EVENT_ACK, closed loop with 1 and 8 batches in flight per connection;
+* ceiling-ratio-k1.svg, ceiling-ratio-k8.svg: the same as a percentage of the better of the two
+  ceilings (before and after) measured for the same batch and event size, with the 80% target;
 * latency-open-loop.svg: ack latency percentiles against the offered load (open loop);
 * latency-closed-loop.svg: closed-loop p99 ack latency against connections.
 """
@@ -196,6 +198,7 @@ def main():
     cells = load(run_dir)
     ws = [(parse(n), c) for n, c in cells.items() if parse(n) and parse(n)["transport"] == "ws"]
     written = []
+    ceil = ceilings(cells)
     for k in (1, 8):
         groups = {}
         for p, c in ws:
@@ -205,7 +208,19 @@ def main():
         series = sorted(groups.items())
         name = f"throughput-k{k}.svg"
         if svg_plot(os.path.join(run_dir, name), f"WebSocket, closed loop, {k} batch(es) in flight per connection",
-                    "connections", "acked events/s", series, xlog=True, ylog=True):
+                    "connections", "acked events/s", series, xlog=True, ylog=False):
+            written.append(name)
+        # The same as a fraction of the better of the two ceilings of the same batch and event size.
+        ratio = []
+        for label, pts in series:
+            b, e = (int(x) for x in re.findall(r"\d+", label)[:2])
+            best = max(ceil.get(("before", b, e), 0), ceil.get(("after", b, e), 0))
+            if best:
+                ratio.append((label, [(x, 100 * y / best) for x, y in pts]))
+        name = f"ceiling-ratio-k{k}.svg"
+        if svg_plot(os.path.join(run_dir, name), f"% of the better ceiling, closed loop, {k} in flight",
+                    "connections", "acked events/s, % of ceiling", ratio, xlog=True, ylog=False,
+                    hlines=[(80.0, "80% target")]):
             written.append(name)
     opens = sorted((c["acked_events_per_sec"], c["ack_latency"]) for n, c in cells.items() if n.startswith("open-"))
     if opens:
