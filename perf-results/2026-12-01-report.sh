@@ -5,9 +5,10 @@
 #
 #   perf-results/2026-12-01-report.sh [PHASE...]   (default: every phase, in the order below)
 #
-# Phases: machine warmbroker ceiling-before ack1 open profile ack0 c10k idle restgrpc ceiling-after
+# Phases: machine warmbroker ceiling-before ack1 open profile ack0 restgrpc idle c10k ceiling-after
+# (the default list), and linger0 (librdkafka linger.ms=0, not in the default list).
 # Environment: OUT (JSON folder), WARM (s, default 2), DUR (s, default 6), DEADLINE (epoch s: past it, server phases
-# are skipped, ceiling-after still runs), QUICK=1 (one tiny cell per phase, for trying the script).
+# are skipped, ceiling-after still runs), PEAK (open loop: events/s the fractions are of), QUICK=1 (one tiny cell per phase, for trying the script).
 #
 # Everything runs on 127.0.0.1 and is bounded in time. The broker is a private single-node KRaft
 # Kafka on 127.0.0.1:29092 with its data on tmpfs (/dev/shm) and byte retention, started and
@@ -86,7 +87,7 @@ broker_stop() {
 
 # ---- the server -----------------------------------------------------------------------------
 server_start() {  # $1 = EVENT_ACK, $2 = log name
-  EVENT_ACK=$1 SERVER_BIND_ADDRESS=127.0.0.1 SERVER_WEBSOCKET_PORT=$WSPORT SERVER_GRPC_PORT=$GRPCPORT \
+  env ${SERVER_ENV:-} EVENT_ACK=$1 SERVER_BIND_ADDRESS=127.0.0.1 SERVER_WEBSOCKET_PORT=$WSPORT SERVER_GRPC_PORT=$GRPCPORT \
     PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS=$BROKER EVENT_DISTRIBUTION_PUBLISHER_PATTERN=perf-srv-%s \
     "$SRV" >"$LOGS/server-$2.log" 2>&1 &
   SPID=$!
@@ -106,7 +107,7 @@ server_stop() {
 ceiling() {  # $1 = before|after, $2 = batch, $3 = event bytes
   local name="ceiling-$1-b$2-e$3"
   log "$name"
-  timeout 60 "$CLI" ceiling -b "$BROKER" -d "$DUR" --warmup "$WARM" --batch "$2" --event-bytes "$3" \
+  timeout 60 "$CLI" ceiling -b "$BROKER" ${CEIL_X:-} -d "$DUR" --warmup "$WARM" --batch "$2" --event-bytes "$3" \
     --topic-pattern "perf-ceil-%s" --json "$OUT/$name.json" >"$LOGS/$name.out" 2>"$LOGS/$name.err"
   echo "  exit $? $(tail -1 "$LOGS/$name.err")"
 }
@@ -157,6 +158,7 @@ phase_open() {
   peak=$(python3 -c 'import json,sys
 v=[json.load(open(f))["acked_events_per_sec"] for f in sys.argv[1:]]
 print(int(max(v)))' "$OUT"/ws-ack1-c100-b20-e100-k1.json "$OUT"/ws-ack1-c100-b20-e100-k8.json 2>/dev/null)
+  [ -n "${PEAK:-}" ] && peak=$PEAK
   [ -n "$peak" ] || peak=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["acked_events_per_sec"]))' "$OUT"/ws-ack1-c10-b20-e100-k1.json)
   log "open loop: peak $peak events/s"
   server_start 1 open
@@ -184,6 +186,18 @@ phase_profile() {
   perf report -i /dev/shm/perf-report.data --stdio --sort comm -g none \
     >"$OUT/perf-report-threads.txt" 2>/dev/null
   server_stop
+}
+phase_linger0() {
+  # Not the default config: librdkafka linger.ms=0 instead of 5, EVENT_ACK=1, for the latency
+  # floor; the ceiling with the same override, then 100 connections closed loop and open loop
+  # (PEAK: events/s the fractions are of, e.g. the default-config peak of an earlier pass).
+  CEIL_X="-X linger.ms=0" ceiling linger0 20 100
+  SERVER_ENV="PUBLISHER_KAFKA_CLIENT_LINGER_MS=0"
+  server_start 1 linger0
+  ws_cell 1 100 20 100 1; ws_cell 1 100 20 100 8
+  server_stop
+  phase_open
+  SERVER_ENV=""
 }
 phase_c10k() {
   late && { log "skip c10k (deadline)"; return 0; }
@@ -239,6 +253,7 @@ for p in $PHASES; do
     open) phase_open ;;
     profile) phase_profile ;;
     c10k) phase_c10k ;;
+    linger0) phase_linger0 ;;
     idle) phase_idle ;;
     restgrpc) phase_restgrpc ;;
     *) log "unknown phase $p" ;;

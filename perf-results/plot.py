@@ -3,6 +3,7 @@
 
     python3 perf-results/plot.py [RUN_DIR]           # default perf-results/2026-12-01-report
     python3 perf-results/plot.py RUN_DIR --tables    # also print the report's Markdown tables
+    python3 perf-results/plot.py RUN_DIR --compare OTHER_DIR   # a repetition against RUN_DIR
 
 Reads the cells written by perf-results/2026-12-01-report.sh (`ceiling-{before,after}-bB-eE.json`,
 `ws-ackA-cC-bB-eE-kK.json`, `open-ack1-c100-b20-e100-pP.json`, `rest-*`, `grpc-*`, `idle-cN.json`)
@@ -192,7 +193,38 @@ def tables(cells):
                   f"| {per:,.0f} B ({per / 1024:.1f} KiB) |")
 
 
+def compare(cells, other):
+    """Prints, per load cell and ceiling present in both runs, the other run's figure over this one's."""
+    print("| Cell | Acked ev/s (this / other) | other / this | p99 ms (this / other) |")
+    print("|---|---|---|---|")
+    ratios = []
+    for n in sorted(cells):
+        a, b = cells[n], other.get(n)
+        if b is None:
+            continue
+        if a.get("command") == "load":
+            va, vb = a["acked_events_per_sec"], b["acked_events_per_sec"]
+            pa, pb = a["ack_latency"]["p99_ms"], b["ack_latency"]["p99_ms"]
+        elif a.get("command") == "ceiling":
+            va, vb = a["events_per_sec"], b["events_per_sec"]
+            pa, pb = a["delivery_latency"]["p99_ms"], b["delivery_latency"]["p99_ms"]
+        else:
+            continue
+        if va:
+            ratios.append(vb / va)
+            print(f"| {n} | {va:,.0f} / {vb:,.0f} | {vb / va:.2f} | {pa:.1f} / {pb:.1f} |")
+    if ratios:
+        ratios.sort()
+        print(f"\n{len(ratios)} cells; other / this: min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
+              f"max {ratios[-1]:.2f}")
+
+
 def main():
+    if "--compare" in sys.argv:
+        i = sys.argv.index("--compare")
+        compare(load(sys.argv[1] if i > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "2026-12-01-report")),
+                load(sys.argv[i + 1]))
+        return
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     run_dir = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "2026-12-01-report")
     cells = load(run_dir)
