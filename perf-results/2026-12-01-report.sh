@@ -6,7 +6,8 @@
 #   perf-results/2026-12-01-report.sh [PHASE...]   (default: every phase, in the order below)
 #
 # Phases: machine warmbroker ceiling-before ack1 open profile ack0 restgrpc idle c10k ceiling-after
-# (the default list), and linger0 (librdkafka linger.ms=0, not in the default list).
+# (the default list), and linger0 (librdkafka linger.ms=0) and idlebuf (idle with smaller
+# WebSocket buffers), which are not in the default list.
 # Environment: OUT (JSON folder), WARM (s, default 2), DUR (s, default 6), DEADLINE (epoch s: past it, server phases
 # are skipped, ceiling-after still runs), PEAK (open loop: events/s the fractions are of), QUICK=1 (one tiny cell per phase, for trying the script).
 #
@@ -199,6 +200,22 @@ phase_linger0() {
   phase_open
   SERVER_ENV=""
 }
+phase_idlebuf() {
+  # Not the default config: 10,000 idle WebSockets with SERVER_WEBSOCKET_READ_BUFFER_SIZE and
+  # WRITE_BUFFER_SIZE at 1 KiB and 4 KiB instead of 10 KiB, for what the buffers cost.
+  local b
+  for b in 1024 4096; do
+    late && return 0
+    SERVER_ENV="SERVER_WEBSOCKET_READ_BUFFER_SIZE=$b SERVER_WEBSOCKET_WRITE_BUFFER_SIZE=$b"
+    server_start 1 "idlebuf-$b"; sleep 1
+    log "idlebuf-$b"
+    timeout 120 "$CLI" idle -a "127.0.0.1:$WSPORT" -c 10000 --hold 10 --source-ips 4 --timeout 30 \
+      --server-pid "$SPID" --json "$OUT/idle-c10000-buf$b.json" >"$LOGS/idlebuf-$b.out" 2>"$LOGS/idlebuf-$b.err"
+    echo "  exit $? $(tail -1 "$LOGS/idlebuf-$b.err")"
+    server_stop
+  done
+  SERVER_ENV=""
+}
 phase_c10k() {
   late && { log "skip c10k (deadline)"; return 0; }
   local a
@@ -254,6 +271,7 @@ for p in $PHASES; do
     profile) phase_profile ;;
     c10k) phase_c10k ;;
     linger0) phase_linger0 ;;
+    idlebuf) phase_idlebuf ;;
     idle) phase_idle ;;
     restgrpc) phase_restgrpc ;;
     *) log "unknown phase $p" ;;
