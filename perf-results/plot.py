@@ -63,14 +63,17 @@ class Scale:
 def nice_ticks(lo, hi, log):
     if log:
         return [10**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
-    step = 10 ** math.floor(math.log10((hi - lo) or 1))
+    # From a tenth of the range's power of ten, the first of 1, 2, 5, 10 times it that gives at
+    # most 8 ticks; only ticks inside [lo, hi] are drawn.
+    step = 10 ** (math.floor(math.log10((hi - lo) or 1)) - 1)
     for m in (1, 2, 5, 10):
         if (hi - lo) / (step * m) <= 8:
             step *= m
             break
+    eps = step * 1e-9
     t, out = 0.0, []
-    while t <= hi + step / 2:
-        if t >= lo - step / 2:
+    while t <= hi + eps:
+        if t >= lo - eps:
             out.append(t)
         t += step
     return out
