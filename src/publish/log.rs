@@ -24,11 +24,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 
 use super::{with_metrics, Started};
 use crate::logging::Throttle;
-use crate::metrics::{local::FLUSH_PERIOD, tags, MetricId, MetricsFactory, Tag};
+use crate::metrics::{tags, MetricId, MetricsFactory, Tag};
 use crate::protocol::rawproto::{self, RawProtoError};
 use crate::types::{Ack, Batch, DeliveryOutcome, EventRecord, ShardMsg};
 
@@ -87,23 +87,8 @@ struct LogWorker {
 impl LogWorker {
     /// Serves the queue until every sender is gone and the queue is empty.
     fn run(self, queue: Receiver<Batch>) {
-        with_metrics(|m| *m = self.metrics.local());
-        let worker_tag = with_metrics(|m| m.tag(&format!("worker-{}", self.index)));
         let mut line = String::with_capacity(256);
-        loop {
-            match queue.recv_timeout(FLUSH_PERIOD) {
-                Ok(batch) => self.publish(batch, &mut line, worker_tag),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            with_metrics(|m| {
-                let now = Instant::now();
-                if m.flush_due(now) {
-                    m.set(MetricId::PublisherQueue, tags([worker_tag]), queue.len() as f64);
-                    m.flush(now);
-                }
-            });
-        }
+        super::serve_queue(self.index, &self.metrics, &queue, |batch, worker| self.publish(batch, &mut line, worker));
         tracing::info!(publisher = self.index, "log publisher stopped");
         with_metrics(|m| m.flush(Instant::now()));
     }

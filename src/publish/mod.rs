@@ -26,13 +26,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::BaseProducer;
 use thiserror::Error;
 
 use crate::config::{Config, PublisherKind};
-use crate::metrics::{LocalMetrics, MetricsFactory};
+use crate::metrics::local::FLUSH_PERIOD;
+use crate::metrics::{tags, LocalMetrics, MetricId, MetricsFactory, Tag};
 use crate::types::{Batch, ConnId, ShardId, ShardMsg};
 
 use delivery::DeliveryContext;
@@ -52,6 +53,29 @@ fn with_metrics<R>(f: impl FnOnce(&mut LocalMetrics) -> R) -> R {
 
 /// Started publisher threads and the sending sides of their queues, index-aligned.
 type Started = (Vec<JoinHandle<()>>, Vec<Sender<Batch>>);
+
+/// A publisher thread's main loop, the same for every publisher kind: sets up the thread's
+/// metrics, hands each batch of `queue` to `publish` with the thread's `worker-N` tag, and about
+/// once a second records the queue's depth and hands the metrics over. Returns once every sender
+/// is gone and the queue is empty; the caller then flushes what it holds.
+fn serve_queue(index: usize, metrics: &MetricsFactory, queue: &Receiver<Batch>, mut publish: impl FnMut(Batch, Tag)) {
+    with_metrics(|m| *m = metrics.local());
+    let worker_tag = with_metrics(|m| m.tag(&format!("worker-{index}")));
+    loop {
+        match queue.recv_timeout(FLUSH_PERIOD) {
+            Ok(batch) => publish(batch, worker_tag),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        with_metrics(|m| {
+            let now = Instant::now();
+            if m.flush_due(now) {
+                m.set(MetricId::PublisherQueue, tags([worker_tag]), queue.len() as f64);
+                m.flush(now);
+            }
+        });
+    }
+}
 
 /// Why the publishers could not start.
 #[derive(Debug, Error)]

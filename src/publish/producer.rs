@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::delivery::{DeliveryContext, InFlight};
 use super::with_metrics;
-use crate::metrics::{local::FLUSH_PERIOD, tags, MetricId, MetricsFactory, Tag};
+use crate::metrics::{tags, MetricId, MetricsFactory, Tag};
 use crate::topic::TopicPattern;
 use crate::types::Batch;
 
@@ -69,23 +69,8 @@ impl Poller {
 
 impl Worker {
     pub(super) fn run(self, queue: Receiver<Batch>) {
-        with_metrics(|m| *m = self.metrics.local());
-        let worker_tag = with_metrics(|m| m.tag(&format!("worker-{}", self.index)));
         let mut topic = String::with_capacity(64);
-        loop {
-            match queue.recv_timeout(FLUSH_PERIOD) {
-                Ok(batch) => self.publish(batch, &mut topic, worker_tag),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            with_metrics(|m| {
-                let now = Instant::now();
-                if m.flush_due(now) {
-                    m.set(MetricId::PublisherQueue, tags([worker_tag]), queue.len() as f64);
-                    m.flush(now);
-                }
-            });
-        }
+        super::serve_queue(self.index, &self.metrics, &queue, |batch, worker| self.publish(batch, &mut topic, worker));
         // Every shard is gone; give librdkafka a bounded time to deliver what it holds.
         if let Err(error) = self.producer.flush(self.flush_timeout) {
             tracing::error!(
