@@ -10,10 +10,7 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
 
 use bytes::Bytes;
 use glommio::net::TcpStream;
@@ -84,19 +81,8 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let mut connection = shard.http1.serve_connection(io, service);
     // At shutdown an idle connection closes at once, a busy one after its response: an open
     // keep-alive connection must not keep the shard (and the process) alive.
-    let mut closing = Some(shard.closing.listen());
-    let mut aborting = Some(shard.aborting.listen());
-    let served = futures_lite::future::poll_fn(|cx| {
-        if aborting.as_mut().is_some_and(|a| Pin::new(a).poll(cx).is_ready() || shard.aborted.get()) {
-            return Poll::Ready(None);
-        }
-        if closing.as_mut().is_some_and(|c| Pin::new(c).poll(cx).is_ready() || shard.draining.get()) {
-            closing = None;
-            Pin::new(&mut connection).graceful_shutdown();
-        }
-        connection.poll_without_shutdown(cx).map(Some)
-    })
-    .await;
+    let served =
+        shard.drive_connection(&mut connection, |c| c.graceful_shutdown(), |c, cx| c.poll_without_shutdown(cx)).await;
     match served {
         Some(Ok(())) => {}
         Some(Err(error)) => {

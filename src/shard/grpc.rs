@@ -62,19 +62,7 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     let mut connection = shard.http2.serve_connection(io, service);
     // At shutdown: GOAWAY, then the connection ends once its calls are answered.
-    let mut closing = Some(shard.closing.listen());
-    let mut aborting = Some(shard.aborting.listen());
-    let served = futures_lite::future::poll_fn(|cx| {
-        if aborting.as_mut().is_some_and(|a| Pin::new(a).poll(cx).is_ready() || shard.aborted.get()) {
-            return Poll::Ready(None);
-        }
-        if closing.as_mut().is_some_and(|c| Pin::new(c).poll(cx).is_ready() || shard.draining.get()) {
-            closing = None;
-            Pin::new(&mut connection).graceful_shutdown();
-        }
-        Pin::new(&mut connection).poll(cx).map(Some)
-    })
-    .await;
+    let served = shard.drive_connection(&mut connection, |c| c.graceful_shutdown(), |c, cx| Pin::new(c).poll(cx)).await;
     match served {
         Some(Ok(())) => {}
         Some(Err(error)) => tracing::debug!(?peer, %error, "gRPC connection ended"),

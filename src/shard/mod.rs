@@ -22,9 +22,12 @@ mod writer;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::TcpListener as StdTcpListener;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -343,6 +346,30 @@ impl Shard {
     pub(crate) fn http_opened(self: &Rc<Self>) -> HttpOpen {
         self.http_open.set(self.http_open.get() + 1);
         HttpOpen(Rc::clone(self))
+    }
+
+    /// Drives one hyper connection (`poll`) until it ends. Once shutdown begins it is asked to
+    /// finish (`graceful`: no more keep-alive, or a GOAWAY); `None` when shutdown stopped waiting
+    /// for it and it is dropped (see [`run`]). Shared by the HTTP/1 and HTTP/2 connections.
+    pub(crate) async fn drive_connection<C: Unpin, T>(
+        &self,
+        connection: &mut C,
+        graceful: impl Fn(Pin<&mut C>),
+        mut poll: impl FnMut(&mut C, &mut Context<'_>) -> Poll<T>,
+    ) -> Option<T> {
+        let mut closing = Some(self.closing.listen());
+        let mut aborting = Some(self.aborting.listen());
+        futures_lite::future::poll_fn(|cx| {
+            if aborting.as_mut().is_some_and(|a| Pin::new(a).poll(cx).is_ready() || self.aborted.get()) {
+                return Poll::Ready(None);
+            }
+            if closing.as_mut().is_some_and(|c| Pin::new(c).poll(cx).is_ready() || self.draining.get()) {
+                closing = None;
+                graceful(Pin::new(connection));
+            }
+            poll(connection, cx).map(Some)
+        })
+        .await
     }
 
     /// Read deadlines of HTTP/1 connections on the HTTP port.
