@@ -6,8 +6,9 @@
 #   perf-results/2026-12-01-report.sh [PHASE...]   (default: every phase, in the order below)
 #
 # Phases: machine warmbroker ceiling-before ack1 open profile ack0 restgrpc idle c10k ceiling-after
-# (the default list), and linger0 (librdkafka linger.ms=0) and idlebuf (idle with smaller
-# WebSocket buffers), which are not in the default list.
+# (the default list), and linger0 (librdkafka linger.ms=0), idlebuf (idle with smaller
+# WebSocket buffers), idlebase and peak (this binary against BASE_SRV) and lingersweep, which are
+# not in the default list. SRV and CLI name the binaries (default target/release/).
 # Environment: OUT (JSON folder), WARM (s, default 2), DUR (s, default 6), DEADLINE (epoch s: past it, server phases
 # are skipped, ceiling-after still runs), PEAK (open loop: events/s the fractions are of), QUICK=1 (one tiny cell per phase, for trying the script).
 #
@@ -18,12 +19,14 @@
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-perf-results/2026-12-01-report}
+# BASE_SRV: a server binary to compare with (phases idlebase, peak); TAG: suffix of the JSON names.
+BASE_SRV=${BASE_SRV:-}; TAG=${TAG:-}
 LOGS=/dev/shm/perf-report-logs
 KDIR=/dev/shm/perf-report-kafka
 KLIBS=${KAFKA_LIBS:-$HOME/.cache/raccoon/kafka-4.4.0/libs}
 KPORT=29092; KCPORT=29093; BROKER=127.0.0.1:$KPORT
 WSPORT=18680; GRPCPORT=18681
-CLI=target/release/raccoon-cli; SRV=target/release/raccoon
+CLI=${CLI:-target/release/raccoon-cli}; SRV=${SRV:-target/release/raccoon}
 WARM=${WARM:-2}; DUR=${DUR:-6}; DEADLINE=${DEADLINE:-9999999999}; QUICK=${QUICK:-0}
 mkdir -p "$OUT" "$LOGS"
 SPID=""
@@ -139,7 +142,7 @@ phase_machine() {
     echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src clients Cargo.toml Cargo.lock || echo -dirty)"
     echo "uname: $(uname -a)"; echo "nproc: $(nproc)"; grep -m1 "model name" /proc/cpuinfo
     free -g; echo "ulimit -n: $(ulimit -n)"; df -h / /dev/shm
-    echo "binaries:"; sha256sum "$SRV" "$CLI"
+    echo "binaries:"; sha256sum "$SRV" "$CLI" ${BASE_SRV:+"$BASE_SRV"}
     echo "top processes by CPU:"; ps -eo pid,pcpu,rss,comm --sort=-pcpu | head -8
   } >"$OUT/machine.txt" 2>&1
   cat "$OUT/machine.txt"
@@ -226,6 +229,45 @@ phase_c10k() {
     server_stop
   done
 }
+phase_idlebase() {
+  # phase_idle with the BASE_SRV binary, its JSON named idle-base-c*.json.
+  [ -n "$BASE_SRV" ] || { log "idlebase needs BASE_SRV"; return 0; }
+  local save=$SRV; SRV=$BASE_SRV; TAG=-base phase_idle; SRV=$save
+}
+phase_peak() {
+  # EVENT_ACK=1, 100 connections, 8 in flight, batches of 20 and 100 (100 B): this binary and,
+  # with BASE_SRV, the base binary right after it, for throughput and CPU per event.
+  local b save
+  server_start 1 peak
+  for b in 20 100; do load "peak-ack1-c100-b$b-e100-k8" -a "127.0.0.1:$WSPORT" -c 100 -k 8 --batch $b --event-bytes 100; done
+  server_stop
+  [ -n "$BASE_SRV" ] || return 0
+  save=$SRV; SRV=$BASE_SRV; server_start 1 peak-base
+  for b in 20 100; do load "peak-base-ack1-c100-b$b-e100-k8" -a "127.0.0.1:$WSPORT" -c 100 -k 8 --batch $b --event-bytes 100; done
+  server_stop; SRV=$save
+}
+phase_lingersweep() {
+  # librdkafka linger.ms 0, 1, 2, 5 (the default): per value the ceiling with the same setting,
+  # the closed-loop peak (100 connections, batch 20, 100 B, 8 in flight, EVENT_ACK=1) and open
+  # loop at one rate for all, half the default's peak from phase peak (or PEAK).
+  local l rate peak
+  peak=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["acked_events_per_sec"]))' \
+    "$OUT/peak-ack1-c100-b20-e100-k8.json" 2>/dev/null)
+  [ -n "${PEAK:-}" ] && peak=$PEAK
+  [ -n "$peak" ] || { log "lingersweep needs phase peak or PEAK"; return 0; }
+  rate=$(( peak / 2 ))
+  log "linger sweep: open loop at $rate events/s (half of $peak)"
+  for l in 0 1 2 5; do
+    late && { log "skip linger $l (deadline)"; continue; }
+    CEIL_X="-X linger.ms=$l" ceiling "linger$l" 20 100
+    SERVER_ENV="PUBLISHER_KAFKA_CLIENT_LINGER_MS=$l"
+    server_start 1 "linger$l"
+    load "linger$l-ack1-c100-b20-e100-k8" -a "127.0.0.1:$WSPORT" -c 100 -k 8 --batch 20 --event-bytes 100
+    load "linger$l-open-ack1-c100-b20-e100-half" -a "127.0.0.1:$WSPORT" -c 100 --rate "$rate" --batch 20 --event-bytes 100
+    server_stop
+  done
+  SERVER_ENV=""
+}
 phase_idle() {
   local n ips
   for n in 1000 10000 19000; do
@@ -235,7 +277,7 @@ phase_idle() {
     server_start 1 "idle-$n"; sleep 1
     log "idle-$n"
     timeout 120 "$CLI" idle -a "127.0.0.1:$WSPORT" -c $n --hold 10 --source-ips $ips --timeout 30 \
-      --server-pid "$SPID" --json "$OUT/idle-c$n.json" >"$LOGS/idle-$n.out" 2>"$LOGS/idle-$n.err"
+      --server-pid "$SPID" --json "$OUT/idle$TAG-c$n.json" >"$LOGS/idle-$n.out" 2>"$LOGS/idle-$n.err"
     echo "  exit $? $(tail -2 "$LOGS/idle-$n.err" | tr '\n' ';')"
     server_stop
   done
@@ -273,6 +315,9 @@ for p in $PHASES; do
     linger0) phase_linger0 ;;
     idlebuf) phase_idlebuf ;;
     idle) phase_idle ;;
+    idlebase) phase_idlebase ;;
+    peak) phase_peak ;;
+    lingersweep) phase_lingersweep ;;
     restgrpc) phase_restgrpc ;;
     *) log "unknown phase $p" ;;
   esac

@@ -47,9 +47,9 @@ keys! {
     "SERVER_WEBSOCKET_MAX_CONN" = "30000", Raccoon,
         "Most concurrent WebSocket connections, counted across all shards. Over it, the client gets code 4 and close 1008, as in Raccoon.";
     "SERVER_WEBSOCKET_READ_BUFFER_SIZE" = "10240", Raccoon,
-        "Bytes read from a socket at a time.";
+        "Bytes read from a WebSocket at a time, into one buffer per shard: an idle connection holds no read buffer.";
     "SERVER_WEBSOCKET_WRITE_BUFFER_SIZE" = "10240", Raccoon,
-        "Bytes of outgoing frames buffered before a write.";
+        "Most bytes of queued frames (replies, acks, pings) gathered into one write to a WebSocket; 0 writes each frame alone.";
     "SERVER_WEBSOCKET_CONN_ID_HEADER" = "X-User-ID", RaccoonChanged,
         "Header naming the connection's user id (logged per connection). Raccoon requires it; here it defaults to X-User-ID so the quick start needs no configuration.";
     "SERVER_WEBSOCKET_CONN_GROUP_HEADER" = "", Raccoon,

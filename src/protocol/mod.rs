@@ -1,6 +1,6 @@
 //! Sans-IO codecs: the wire contract (generated from `proto/`), batch decoding (protobuf in
 //! `batch`, JSON in `json`, with its helpers `base64` and `timestamp`), reply encoding, HTTP
-//! routing, CORS and gRPC framing. Nothing here knows about glommio, Kafka or threads; everything
+//! routing, CORS, gRPC framing and WebSocket framing. Nothing here knows about glommio, Kafka or threads; everything
 //! is a function of bytes (or `http` crate types) in, bytes out.
 
 pub mod base64;
@@ -12,6 +12,7 @@ pub mod json;
 pub mod rawproto;
 pub mod reply;
 pub mod timestamp;
+pub mod websocket;
 
 /// How a batch and its reply are encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,6 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use tracing::Instrument;
 
 use super::{rest, session, Shard};
 use crate::config::ServerConfig;
@@ -96,13 +95,12 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     let parts = connection.into_parts();
     let Some(identity) = upgrade.take() else { return };
-    // Only the socket and the bytes read past the request go on: hyper's state, the service and
-    // its buffers are dropped here, not held for the life of the WebSocket.
-    let (stream, leftover) = (parts.io.into_inner(), Vec::from(parts.read_buf));
-    drop(parts.service);
-    drop(upgrade);
-    let span = tracing::info_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
-    session::run(shard, stream, leftover, identity).instrument(span).await;
+    // Only the socket and the bytes read past the request go on, into a task of their own:
+    // this task, hyper's state, the service and its buffers end here, not held for the life of
+    // the WebSocket. The session copies the leftover bytes; hyper's buffer goes with `parts`.
+    let stream = parts.io.into_inner();
+    let span = tracing::debug_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
+    session::start(shard, stream, parts.read_buf, identity, span);
 }
 
 async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Request<Incoming>) -> Response<Body> {

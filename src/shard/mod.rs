@@ -19,6 +19,7 @@ mod rest;
 mod session;
 mod submit;
 mod writer;
+mod ws_socket;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -33,7 +34,6 @@ use std::time::{Duration, Instant};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
-use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Config;
 use crate::health::Health;
@@ -98,7 +98,9 @@ pub(crate) struct Shard {
     pub(crate) id: ShardId,
     pub(crate) config: Config,
     pub(crate) queues: PublishQueues,
-    pub(crate) ws_config: WebSocketConfig,
+    /// The one buffer every WebSocket of the shard reads its socket into
+    /// (`SERVER_WEBSOCKET_READ_BUFFER_SIZE`); borrowed for one read at a time.
+    pub(crate) ws_read_buffer: RefCell<Box<[u8]>>,
     conns: RefCell<HashMap<ConnId, ConnEntry>>,
     next_conn: Cell<u64>,
     pub(crate) stats: RefCell<ShardSummary>,
@@ -178,12 +180,7 @@ impl Shard {
             shard: metrics.tag(&id.to_string()),
         };
         let server = &config.server;
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(server.read_buffer_bytes)
-            .write_buffer_size(server.write_buffer_bytes)
-            .max_write_buffer_size(server.write_buffer_bytes.max(1 << 16) * 4)
-            .max_message_size(Some(server.max_frame_bytes))
-            .max_frame_size(Some(server.max_frame_bytes));
+        let ws_read_buffer = RefCell::new(vec![0; server.read_buffer_bytes].into_boxed_slice());
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1
             .keep_alive(true)
@@ -201,7 +198,7 @@ impl Shard {
             id,
             config,
             queues,
-            ws_config,
+            ws_read_buffer,
             http1,
             http2,
             cors,

@@ -1,9 +1,10 @@
 //! One WebSocket connection: admission (server-wide limit and identifier, see
 //! [`registry`](super::registry)), then a reader task (frames in, batches out to the publisher
 //! queues; text frames are JSON, binary frames protobuf), a [writer](super::writer) (replies,
-//! delivery acks, pings and the closing handshake, strictly one at a
-//! time) and a pinger ([`keepalive`](super::keepalive)). Everything the writer sends comes
-//! through one local queue, [`Outbound`].
+//! delivery acks, pings, pongs and the closing handshake, in order) and a pinger
+//! ([`keepalive`](super::keepalive)). Everything the writer sends comes through one local queue,
+//! [`Outbound`]. The socket is read through the shard's read buffer ([`super::ws_socket`]) and
+//! framed by [`crate::protocol::websocket`]: an idle connection holds no buffer.
 //!
 //! The connection's identifier is released the moment the connection ends: when the client's
 //! Close arrives (before tungstenite writes the reply), when the reader stops, or before the
@@ -24,31 +25,30 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_tungstenite::{WebSocketReceiver, WebSocketStream};
+use tracing::{Instrument, Span};
+
 use bytes::Bytes;
-use futures_lite::StreamExt;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
-use tungstenite::error::CapacityError;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::Role;
-use tungstenite::Message;
 
 use super::conn::Identity;
 use super::keepalive::{ping_loop, Liveness};
 use super::registry::{Admission, RegistryError};
-use super::submit::{record_batch, record_refused, submit, PUBLISHER_STOPPED};
-use super::writer::{close_frame, Writer};
+use super::submit::{record_batch, record_refused, try_submit, wait_for_room, Queued, PUBLISHER_STOPPED};
+use super::writer::{write_refusal, Writer};
+use super::ws_socket::WsSocket;
 use super::Shard;
 use crate::config::AckMode;
 use crate::dedup::{Dedup, Verdict};
 use crate::metrics::{tags, MetricId, Tag};
 use crate::protocol::batch::decode_batch;
 use crate::protocol::json::decode_json_batch;
-use crate::protocol::reply::{unix_now_secs, Reply};
+use crate::protocol::reply::Reply;
+use crate::protocol::websocket::{FrameError, FrameReader, Incoming};
 use crate::protocol::Wire;
-use crate::types::{Ack, AckToken, Batch, ConnId, Seq};
+use crate::types::{Ack, AckToken, Batch, ConnId, Seq, ShardId};
 
 /// The shared sending side of a connection's [`Outbound`] queue (reader, pinger, router).
 pub(crate) type OutboundTx = Rc<LocalSender<Outbound>>;
@@ -62,8 +62,8 @@ pub(crate) enum Outbound {
     Delivery(Ack),
     /// Time to ping the client.
     Ping,
-    /// The client pinged: make sure the pong tungstenite queued is on the wire. At most one
-    /// is queued at a time (see `ConnCtx::pong_queued`).
+    /// The client pinged: answer the latest ping (`ConnCtx::ping`). At most one is queued at
+    /// a time; a ping that arrives before the pong is written replaces the payload.
     Pong,
     /// The reader stopped.
     ReaderDone(ReaderEnd),
@@ -81,8 +81,11 @@ pub(crate) enum Outbound {
 /// Why the reader stopped.
 #[derive(Debug)]
 pub(crate) enum ReaderEnd {
-    /// The client closed the connection (or it dropped).
+    /// The client's side of the connection ended without a close frame.
     PeerClosed,
+    /// The client sent a close frame (with this code, if any): it is answered, then the
+    /// connection ends.
+    ClientClosed(Option<CloseCode>),
     /// The socket read timed out (the server sets no read timeout on WebSockets; silence is
     /// the pinger's to judge, see [`Outbound::Silent`]).
     Silent,
@@ -94,40 +97,52 @@ pub(crate) enum ReaderEnd {
 }
 
 impl ReaderEnd {
-    fn from_error(error: tungstenite::Error) -> Self {
-        use tungstenite::Error;
-        match error {
-            Error::ConnectionClosed | Error::AlreadyClosed => ReaderEnd::PeerClosed,
-            Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                ReaderEnd::Close(CloseCode::Size, format!("frame of {size} bytes exceeds max_frame_bytes {max_size}"))
-            }
-            Error::Capacity(other) => ReaderEnd::Close(CloseCode::Size, other.to_string()),
-            Error::Protocol(p) => ReaderEnd::Close(CloseCode::Protocol, p.to_string()),
-            Error::Utf8(_) => ReaderEnd::Close(CloseCode::Invalid, "text frame is not valid UTF-8".to_owned()),
-            Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => ReaderEnd::Silent,
-            other => ReaderEnd::Failed(other.to_string()),
+    fn from_io(error: &std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::TimedOut => ReaderEnd::Silent,
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => ReaderEnd::PeerClosed,
+            _ => ReaderEnd::Failed(error.to_string()),
         }
+    }
+
+    fn from_frame(error: &FrameError) -> Self {
+        ReaderEnd::Close(error.close_code(), error.to_string())
     }
 }
 
-/// Runs a connection from the completed upgrade to its end.
-pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, identity: Identity) {
+/// Starts a connection on its completed upgrade: admits it and spawns its writer, reader and
+/// pinger, or a task that refuses it. `leftover`: what the client sent past the upgrade request.
+///
+/// Each task holds only its own state (the writer's future is its wait loop, not this setup),
+/// which is most of what an idle connection costs.
+pub(super) fn start(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identity: Identity, span: Span) {
     let server = &shard.config.server;
     // No read timeout: the pinger decides when a client is silent (see `keepalive`).
     let _ = stream.set_read_timeout(None);
-    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(shard.ws_config)).await;
+    let socket = WsSocket::new(stream);
+    let mut frames = FrameReader::new(server.max_frame_bytes);
+    frames.push(&leftover);
+    drop(leftover);
     let (out_tx, out_rx) = local_channel::new_unbounded();
     let out_tx = Rc::new(out_tx);
     let (conn, group, admission) = match shard.register(Rc::clone(&out_tx), &identity) {
         Ok(admitted) => admitted,
-        Err(refused) => return refuse(ws, &refused).await,
+        Err(refused) => {
+            let shard_id = shard.id;
+            glommio::spawn_local(async move { refuse(shard_id, &socket, &refused).await }.instrument(span)).detach();
+            return;
+        }
     };
-    tracing::debug!(%conn, "connection open");
+    span.in_scope(|| tracing::debug!(%conn, "connection open"));
+    if shard.draining.get() {
+        // Admitted as shutdown began, after the shard told its connections to go away.
+        let _ = out_tx.try_send(Outbound::GoingAway);
+    }
 
-    let (mut sender, receiver) = ws.split();
+    let socket = Rc::new(socket);
     let max_inflight = server.max_inflight_batches as u64;
     let permits = Rc::new(Semaphore::new(max_inflight));
-    let pong_queued = Rc::new(Cell::new(false));
+    let ping = Rc::new(Cell::new(None));
     let dedup = server.dedup_window.map(|window| Rc::new(RefCell::new(Dedup::new(window))));
     let live = Rc::new(Liveness::default());
     let json_in_flight = JsonInFlight::default();
@@ -135,56 +150,53 @@ pub(super) async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>, 
         conn,
         group,
         group_name: Arc::from(identity.group.as_str()),
-        pong_queued: Rc::clone(&pong_queued),
+        ping: Rc::clone(&ping),
         dedup: dedup.clone(),
         json_in_flight: Rc::clone(&json_in_flight),
         live: Rc::clone(&live),
         admission: Rc::clone(&admission),
     };
-    let reader =
-        glommio::spawn_local(read_loop(Rc::clone(&shard), ctx, receiver, Rc::clone(&out_tx), Rc::clone(&permits)))
-            .detach();
+    let reader = glommio::spawn_local(
+        read_loop(Rc::clone(&shard), ctx, Rc::clone(&socket), frames, Rc::clone(&out_tx), Rc::clone(&permits))
+            .instrument(span.clone()),
+    )
+    .detach();
     shard.set_reader(conn, reader);
     let pinger =
         glommio::spawn_local(ping_loop(Rc::clone(&out_tx), live, server.ping_interval, server.pong_wait)).detach();
-
     let writer = Writer {
-        shard: &shard,
-        sender: &mut sender,
+        shard,
+        conn,
+        socket,
         out_tx,
-        permits: &permits,
+        permits,
         max_inflight,
         group,
-        pong_queued,
+        ping,
         dedup,
         admission,
         json_in_flight,
+        pinger,
     };
-    writer.run(out_rx).await;
-
-    pinger.cancel();
-    shard.unregister(conn);
-    tracing::debug!(%conn, "connection closed");
+    glommio::spawn_local(writer.run(out_rx).instrument(span)).detach();
 }
 
 /// Refuses an upgraded connection as Raccoon does: one binary reply (code 4 or 5), a 1008
-/// close, then the TCP close (dropping the stream). Each write has the write deadline.
-async fn refuse(mut ws: WebSocketStream<TcpStream>, refused: &RegistryError) {
+/// close, then the TCP close (dropping the stream), within the write deadline.
+async fn refuse(shard: ShardId, socket: &WsSocket, refused: &RegistryError) {
+    // The connection's span is at DEBUG: these lines name their shard themselves.
     let (reply, reason) = match refused {
         RegistryError::Full { .. } => {
-            tracing::info!(error = %refused, "connection refused");
+            tracing::info!(%shard, error = %refused, "connection refused");
             (Reply::max_connections(), "Max connection reached".to_owned())
         }
         RegistryError::Duplicate { identifier } => {
-            tracing::debug!(error = %refused, "connection refused");
+            tracing::debug!(%shard, error = %refused, "connection refused");
             let reply = Reply::duplicate_connection(&identifier.group, &identifier.id);
             (reply, format!("duplicate connection: {}", identifier.id))
         }
     };
-    let reply = reply.encode_proto(unix_now_secs());
-    if ws.send(Message::Binary(reply.into())).await.is_ok() {
-        let _ = ws.close(Some(close_frame(CloseCode::Policy, &reason))).await;
-    }
+    write_refusal(socket, &reply, &reason).await;
 }
 
 /// Sequence numbers of a connection's JSON batches awaiting their delivery outcome, so that
@@ -199,9 +211,9 @@ struct ConnCtx {
     group: Tag,
     /// The group's name, carried by every batch for the publisher's metrics.
     group_name: Arc<str>,
-    /// An [`Outbound::Pong`] is waiting for the writer: a ping flood queues one, not one each
-    /// (tungstenite keeps only the latest pong too).
-    pong_queued: Rc<Cell<bool>>,
+    /// The payload of the latest ping not answered yet; while it is set, an [`Outbound::Pong`]
+    /// is queued (a ping flood queues one, and the pong answers the latest ping).
+    ping: Rc<Cell<Option<Bytes>>>,
     /// Recent `req_guid`s, when `SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED`.
     dedup: Option<Rc<RefCell<Dedup>>>,
     /// Batches sent as JSON (text frames) awaiting their delivery outcome.
@@ -215,11 +227,13 @@ struct ConnCtx {
 async fn read_loop(
     shard: Rc<Shard>,
     ctx: ConnCtx,
-    mut receiver: WebSocketReceiver<TcpStream>,
+    socket: Rc<WsSocket>,
+    mut frames: FrameReader,
     out: OutboundTx,
     permits: Rc<Semaphore>,
 ) {
-    let end = read_frames(&shard, &ctx, &mut receiver, &out, &permits).await;
+    let end = read_frames(&shard, &ctx, &socket, &mut frames, &out, &permits).await;
+    drop(frames);
     ctx.admission.release();
     // Raccoon counts the read that ends a connection as a failed batch read.
     let t = shard.tags;
@@ -230,39 +244,43 @@ async fn read_loop(
 async fn read_frames(
     shard: &Shard,
     ctx: &ConnCtx,
-    receiver: &mut WebSocketReceiver<TcpStream>,
+    socket: &WsSocket,
+    frames: &mut FrameReader,
     out: &LocalSender<Outbound>,
     permits: &Semaphore,
 ) -> ReaderEnd {
     let mut next_seq = 0u64;
     loop {
-        let next = {
-            let _listening = ctx.live.listen();
-            receiver.next().await
+        let incoming = match frames.next_message() {
+            Ok(Some(incoming)) => incoming,
+            Ok(None) => {
+                let read = {
+                    let _listening = ctx.live.listen();
+                    socket.read(&shard.ws_read_buffer, frames).await
+                };
+                match read {
+                    Ok(0) => return ReaderEnd::PeerClosed,
+                    Ok(_) => continue,
+                    Err(error) => return ReaderEnd::from_io(&error),
+                }
+            }
+            Err(error) => return ReaderEnd::from_frame(&error),
         };
-        let message = match next {
-            None => return ReaderEnd::PeerClosed,
-            Some(Ok(message)) => message,
-            Some(Err(error)) => return ReaderEnd::from_error(error),
-        };
-        let (wire, frame) = match message {
-            Message::Binary(frame) => (Wire::Proto, frame),
-            Message::Text(text) => (Wire::Json, Bytes::from(text)),
-            // tungstenite queues the pong and writes it on the next read; the writer flushes it
-            // too, so that a pong that cannot be written is counted as such.
-            Message::Ping(_) => {
-                if !ctx.pong_queued.replace(true) {
+        let (wire, frame) = match incoming {
+            Incoming::Binary(frame) => (Wire::Proto, frame),
+            Incoming::Text(text) => (Wire::Json, text),
+            Incoming::Ping(payload) => {
+                if ctx.ping.replace(Some(payload)).is_none() {
                     let _ = out.try_send(Outbound::Pong);
                 }
                 continue;
             }
-            // A Close is answered by tungstenite in the next read, which then ends. The
-            // identifier is free before the client can see that answer.
-            Message::Close(_) => {
+            // The identifier is free before the client can see the answer.
+            Incoming::Close(close) => {
                 ctx.admission.release();
-                continue;
+                return ReaderEnd::ClientClosed(close.map(|(code, _)| code));
             }
-            Message::Pong(_) | Message::Frame(_) => continue,
+            Incoming::Pong => continue,
         };
         let Ok(permit) = permits.acquire_permit(1).await else {
             return ReaderEnd::PeerClosed;
@@ -333,7 +351,12 @@ async fn handle_batch(
         if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
     let group = Arc::clone(&ctx.group_name);
     let batch = Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at, group };
-    let reply = match submit(shard, conn, batch).await {
+    let queued = match try_submit(shard, conn, batch) {
+        Queued::Yes => Ok(()),
+        Queued::Stopped(batch) => Err(batch),
+        Queued::Full(batch) => Box::pin(wait_for_room(shard, conn, batch)).await,
+    };
+    let reply = match queued {
         Ok(()) => {
             if let Some(dedup) = &ctx.dedup {
                 dedup.borrow_mut().published(fingerprint, !wants_ack);
@@ -354,10 +377,7 @@ mod tests {
 
     #[test]
     fn oversized_message_maps_to_1009_with_both_sizes() {
-        let end = ReaderEnd::from_error(tungstenite::Error::Capacity(CapacityError::MessageTooLong {
-            size: 9_000_000,
-            max_size: 1_048_576,
-        }));
+        let end = ReaderEnd::from_frame(&FrameError::TooLarge { size: 9_000_000, max: 1_048_576 });
         match end {
             ReaderEnd::Close(code, reason) => {
                 assert_eq!(code, CloseCode::Size);
@@ -369,7 +389,7 @@ mod tests {
 
     #[test]
     fn read_timeout_means_silent_client() {
-        let end = ReaderEnd::from_error(tungstenite::Error::Io(std::io::ErrorKind::TimedOut.into()));
+        let end = ReaderEnd::from_io(&std::io::ErrorKind::TimedOut.into());
         assert!(matches!(end, ReaderEnd::Silent));
     }
 }

@@ -51,24 +51,53 @@ pub(crate) fn record_refused(shard: &Shard, group: Tag, reason: Tag) {
 
 /// Queues a batch for its publisher, waiting (without blocking the shard) while the queue is
 /// full. Only a stopped publisher hands the batch back.
-pub(crate) async fn submit(shard: &Shard, conn: ConnId, mut batch: Batch) -> Result<(), Batch> {
+pub(crate) async fn submit(shard: &Shard, conn: ConnId, batch: Batch) -> Result<(), Batch> {
+    match try_submit(shard, conn, batch) {
+        Queued::Yes => Ok(()),
+        Queued::Stopped(batch) => Err(batch),
+        Queued::Full(batch) => wait_for_room(shard, conn, batch).await,
+    }
+}
+
+/// What [`try_submit`] did with a batch.
+pub(crate) enum Queued {
+    /// It is in its publisher's queue.
+    Yes,
+    /// The queue is full: hand it to [`wait_for_room`].
+    Full(Batch),
+    /// The publisher has stopped.
+    Stopped(Batch),
+}
+
+/// Counts a batch and queues it if its publisher's queue has room: the path every batch takes
+/// first, with no waiting. A WebSocket reader boxes the rare wait ([`wait_for_room`]) so that
+/// its idle task does not carry the wait's state.
+pub(crate) fn try_submit(shard: &Shard, conn: ConnId, batch: Batch) -> Queued {
     {
         let mut stats = shard.stats.borrow_mut();
         stats.batches += 1;
         stats.events += batch.events.len() as u64;
     }
+    match shard.queues.try_send(shard.id, conn, batch) {
+        Ok(()) => Queued::Yes,
+        Err(TrySendError::Full(batch)) => {
+            shard.metrics.borrow_mut().add(MetricId::ShardQueueFull, tags([shard.tags.shard]), 1);
+            Queued::Full(batch)
+        }
+        Err(TrySendError::Disconnected(batch)) => Queued::Stopped(batch),
+    }
+}
+
+/// Retries a batch [`try_submit`] found its queue full for, with backoff, until there is room.
+/// Only a stopped publisher hands the batch back.
+pub(crate) async fn wait_for_room(shard: &Shard, conn: ConnId, mut batch: Batch) -> Result<(), Batch> {
     let mut backoff = QUEUE_FULL_BACKOFF_MIN;
     loop {
+        glommio::timer::sleep(backoff).await;
+        backoff = (backoff * 2).min(QUEUE_FULL_BACKOFF_MAX);
         match shard.queues.try_send(shard.id, conn, batch) {
             Ok(()) => return Ok(()),
-            Err(TrySendError::Full(returned)) => {
-                if backoff == QUEUE_FULL_BACKOFF_MIN {
-                    shard.metrics.borrow_mut().add(MetricId::ShardQueueFull, tags([shard.tags.shard]), 1);
-                }
-                batch = returned;
-                glommio::timer::sleep(backoff).await;
-                backoff = (backoff * 2).min(QUEUE_FULL_BACKOFF_MAX);
-            }
+            Err(TrySendError::Full(returned)) => batch = returned,
             Err(TrySendError::Disconnected(returned)) => return Err(returned),
         }
     }
