@@ -10,19 +10,17 @@
 //! reader is not reading (the connection is at its in-flight limit or its publisher queue is
 //! full) the clock does not run: the silence is the server's own backpressure.
 //!
-//! No task and no timer of its own: the connection's pinger task owns the deadline, and the
-//! reader only records in a [`Liveness`] (`Cell`s) whether it is waiting for the client. The
-//! socket has no read timeout; this rule is the only one.
+//! No task of its own: the connection's writer waits for its next message or [`Keepalive::next_wake`],
+//! whichever comes first, and asks [`Keepalive::due`] what to do; the reader only records in a
+//! [`Liveness`] (`Cell`s) whether it is waiting for the client. The socket has no read timeout;
+//! this rule is the only one.
 //!
 //! Lives on: owning shard (!Send).
 
 use std::cell::Cell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::session::{Outbound, OutboundTx};
-
-/// What the reader tells the pinger. Shared by the two tasks of one connection.
+/// What the reader tells the writer's keep-alive. Shared by the two tasks of one connection.
 ///
 /// Lives on: owning shard (!Send).
 #[derive(Debug, Default)]
@@ -73,33 +71,59 @@ impl Liveness {
     }
 }
 
-/// Queues a ping every `interval`, and [`Outbound::Silent`] once the client has left a ping
-/// unanswered for `pong_wait`. Ends then, or when the writer is gone.
-pub(crate) async fn ping_loop(out: OutboundTx, live: Rc<Liveness>, interval: Duration, pong_wait: Duration) {
-    let mut next_ping = Instant::now() + interval;
-    loop {
-        let wake = live.deadline(pong_wait).map_or(next_ping, |deadline| deadline.min(next_ping));
-        glommio::timer::sleep(wake.saturating_duration_since(Instant::now())).await;
-        let now = Instant::now();
-        if live.is_silent(now, pong_wait) {
-            let _ = out.try_send(Outbound::Silent);
-            return;
+/// What keep-alive asks the writer to do at a wake-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeepaliveAction {
+    /// Nothing yet.
+    Wait,
+    /// Send a ping.
+    Ping,
+    /// The client left a ping unanswered for the pong wait: drop the connection.
+    Silent,
+}
+
+/// The writer's keep-alive clock: a ping every `interval`, and silence judged by [`Liveness`].
+///
+/// Lives on: owning shard (!Send).
+#[derive(Debug)]
+pub(crate) struct Keepalive {
+    interval: Duration,
+    pong_wait: Duration,
+    next_ping: Cell<Instant>,
+}
+
+impl Keepalive {
+    /// The first ping goes `interval` from now.
+    pub(crate) fn new(interval: Duration, pong_wait: Duration) -> Self {
+        Keepalive { interval, pong_wait, next_ping: Cell::new(Instant::now() + interval) }
+    }
+
+    /// When keep-alive needs the writer next: the next ping, or the silent client's deadline.
+    pub(crate) fn next_wake(&self, live: &Liveness) -> Instant {
+        let next_ping = self.next_ping.get();
+        live.deadline(self.pong_wait).map_or(next_ping, |deadline| deadline.min(next_ping))
+    }
+
+    /// What to do at `now`. A ping returned here counts as sent at `now`.
+    pub(crate) fn due(&self, live: &Liveness, now: Instant) -> KeepaliveAction {
+        if live.is_silent(now, self.pong_wait) {
+            return KeepaliveAction::Silent;
         }
-        if now >= next_ping {
-            if out.try_send(Outbound::Ping).is_err() {
-                return;
-            }
+        if now >= self.next_ping.get() {
             live.pinged(now);
-            next_ping = now + interval;
+            self.next_ping.set(now + self.interval);
+            return KeepaliveAction::Ping;
         }
+        KeepaliveAction::Wait
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glommio::channels::local_channel;
+    use glommio::channels::local_channel::{self, LocalSender};
     use glommio::{LocalExecutorBuilder, Placement};
+    use std::rc::Rc;
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -124,7 +148,27 @@ mod tests {
         assert_eq!(live.deadline(wait), Some(t0 + 130 * MS));
     }
 
-    /// Runs the pinger against a fake reader that answers the first `answered` pings at once
+    /// The writer's use of [`Keepalive`], alone: sleeps until its next wake-up and reports its
+    /// pings and the silence (`None`) to `out`.
+    async fn keepalive_loop(out: LocalSender<Option<()>>, live: Rc<Liveness>, interval: Duration, wait: Duration) {
+        let keepalive = Keepalive::new(interval, wait);
+        loop {
+            let wake = keepalive.next_wake(&live);
+            glommio::timer::sleep(wake.saturating_duration_since(Instant::now())).await;
+            match keepalive.due(&live, Instant::now()) {
+                KeepaliveAction::Wait => {}
+                KeepaliveAction::Ping => {
+                    let _ = out.try_send(Some(()));
+                }
+                KeepaliveAction::Silent => {
+                    let _ = out.try_send(None);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs keep-alive against a fake reader that answers the first `answered` pings at once
     /// and then hears nothing. Returns the pings seen and when the pinger gave up, if it did
     /// within `run`.
     fn pinger(interval: Duration, wait: Duration, answered: usize, run: Duration) -> (usize, Option<Duration>) {
@@ -134,14 +178,14 @@ mod tests {
                 let (tx, rx) = local_channel::new_unbounded();
                 let live = Rc::new(Liveness::default());
                 let start = Instant::now();
-                let task = glommio::spawn_local(ping_loop(Rc::new(tx), Rc::clone(&live), interval, wait)).detach();
+                let task = glommio::spawn_local(keepalive_loop(tx, Rc::clone(&live), interval, wait)).detach();
                 let mut listening = Some(live.listen());
                 let mut pings = 0;
                 let mut silent_after = None;
                 while start.elapsed() < run {
                     let next = glommio::timer::timeout(10 * MS, async { Ok(rx.recv().await) }).await;
                     match next {
-                        Ok(Some(Outbound::Ping)) => {
+                        Ok(Some(Some(()))) => {
                             pings += 1;
                             if pings <= answered {
                                 // The pong arrives: the reader hears it and listens again.
@@ -149,12 +193,11 @@ mod tests {
                                 listening = Some(live.listen());
                             }
                         }
-                        Ok(Some(Outbound::Silent)) => {
+                        Ok(Some(None)) => {
                             silent_after = Some(start.elapsed());
                             break;
                         }
-                        Ok(_) => panic!("the pinger queues only pings and Silent"),
-                        Err(_) => {}
+                        Ok(None) | Err(_) => {}
                     }
                 }
                 task.cancel();

@@ -1,8 +1,8 @@
 //! One WebSocket connection: admission (server-wide limit and identifier, see
 //! [`registry`](super::registry)), then a reader task (frames in, batches out to the publisher
 //! queues; text frames are JSON, binary frames protobuf), a [writer](super::writer) (replies,
-//! delivery acks, pings, pongs and the closing handshake, in order) and a pinger
-//! ([`keepalive`](super::keepalive)). Everything the writer sends comes through one local queue,
+//! delivery acks, pings, pongs, [keep-alive](super::keepalive) and the closing handshake, in
+//! order). Everything the writer sends comes through one local queue,
 //! [`Outbound`]. The socket is read through the shard's read buffer ([`super::ws_socket`]) and
 //! framed by [`crate::protocol::websocket`]: an idle connection holds no buffer.
 //!
@@ -21,6 +21,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,14 +35,14 @@ use glommio::sync::Semaphore;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::conn::Identity;
-use super::keepalive::{ping_loop, Liveness};
+use super::keepalive::{Keepalive, Liveness};
 use super::registry::{Admission, RegistryError};
 use super::submit::{record_batch, record_refused, try_submit, wait_for_room, Queued, PUBLISHER_STOPPED};
 use super::writer::{write_refusal, Writer};
 use super::ws_socket::WsSocket;
 use super::Shard;
 use crate::config::AckMode;
-use crate::dedup::{Dedup, Verdict};
+use crate::dedup::{Dedup, Fingerprint, Verdict};
 use crate::metrics::{tags, MetricId, Tag};
 use crate::protocol::batch::decode_batch;
 use crate::protocol::json::decode_json_batch;
@@ -50,7 +51,7 @@ use crate::protocol::websocket::{FrameError, FrameReader, Incoming};
 use crate::protocol::Wire;
 use crate::types::{Ack, AckToken, Batch, ConnId, Seq, ShardId};
 
-/// The shared sending side of a connection's [`Outbound`] queue (reader, pinger, router).
+/// The shared sending side of a connection's [`Outbound`] queue (reader, router, drain timer).
 pub(crate) type OutboundTx = Rc<LocalSender<Outbound>>;
 
 /// What the writer is asked to do.
@@ -60,16 +61,11 @@ pub(crate) enum Outbound {
     Reply(Reply, Wire, Option<Instant>),
     /// A delivery outcome from Kafka (`EVENT_ACK=1`). Returns one permit.
     Delivery(Ack),
-    /// Time to ping the client.
-    Ping,
     /// The client pinged: answer the latest ping (`ConnCtx::ping`). At most one is queued at
     /// a time; a ping that arrives before the pong is written replaces the payload.
     Pong,
     /// The reader stopped.
     ReaderDone(ReaderEnd),
-    /// The client left a ping unanswered for `SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS` (from the
-    /// pinger): drop the connection.
-    Silent,
     /// The server is shutting down: finish in-flight batches, close with 1001.
     GoingAway,
     /// Stop waiting for in-flight batches and close now.
@@ -87,7 +83,7 @@ pub(crate) enum ReaderEnd {
     /// connection ends.
     ClientClosed(Option<CloseCode>),
     /// The socket read timed out (the server sets no read timeout on WebSockets; silence is
-    /// the pinger's to judge, see [`Outbound::Silent`]).
+    /// keep-alive's to judge).
     Silent,
     /// The socket failed.
     Failed(String),
@@ -110,14 +106,15 @@ impl ReaderEnd {
     }
 }
 
-/// Starts a connection on its completed upgrade: admits it and spawns its writer, reader and
-/// pinger, or a task that refuses it. `leftover`: what the client sent past the upgrade request.
+/// Starts a connection on its completed upgrade: admits it and spawns its writer and reader, or
+/// a task that refuses it. `leftover`: what the client sent past the upgrade request.
 ///
-/// Each task holds only its own state (the writer's future is its wait loop, not this setup),
-/// which is most of what an idle connection costs.
+/// Two tasks, each holding only its own state (the writer's future is its wait loop, not this
+/// setup), and one allocation for what they share ([`ConnShared`]): what an idle connection
+/// costs is mostly these.
 pub(super) fn start(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identity: Identity, span: Span) {
     let server = &shard.config.server;
-    // No read timeout: the pinger decides when a client is silent (see `keepalive`).
+    // No read timeout: keep-alive decides when a client is silent (see `keepalive`).
     let _ = stream.set_read_timeout(None);
     let socket = WsSocket::new(stream);
     let mut frames = FrameReader::new(server.max_frame_bytes);
@@ -139,46 +136,55 @@ pub(super) fn start(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identi
         let _ = out_tx.try_send(Outbound::GoingAway);
     }
 
-    let socket = Rc::new(socket);
     let max_inflight = server.max_inflight_batches as u64;
-    let permits = Rc::new(Semaphore::new(max_inflight));
-    let ping = Rc::new(Cell::new(None));
-    let dedup = server.dedup_window.map(|window| Rc::new(RefCell::new(Dedup::new(window))));
-    let live = Rc::new(Liveness::default());
-    let json_in_flight = JsonInFlight::default();
-    let ctx = ConnCtx {
+    let shared = Rc::new(ConnShared {
+        socket,
+        permits: Semaphore::new(max_inflight),
+        ping: Cell::new(None),
+        live: Liveness::default(),
+        json_in_flight: RefCell::default(),
+        dedup: server.dedup_window.map(|window| RefCell::new(Dedup::new(window))),
+        admission: Rc::clone(&admission),
+    });
+    let reader = Reader {
+        shard: Rc::clone(&shard),
         conn,
         group,
         group_name: Arc::from(identity.group.as_str()),
-        ping: Rc::clone(&ping),
-        dedup: dedup.clone(),
-        json_in_flight: Rc::clone(&json_in_flight),
-        live: Rc::clone(&live),
-        admission: Rc::clone(&admission),
+        shared: Rc::clone(&shared),
+        frames,
+        out: Rc::clone(&out_tx),
+        next_seq: 0,
     };
-    let reader = glommio::spawn_local(
-        read_loop(Rc::clone(&shard), ctx, Rc::clone(&socket), frames, Rc::clone(&out_tx), Rc::clone(&permits))
-            .instrument(span.clone()),
-    )
-    .detach();
+    let reader = glommio::spawn_local(reader.run().instrument(span.clone())).detach();
     shard.set_reader(conn, reader);
-    let pinger =
-        glommio::spawn_local(ping_loop(Rc::clone(&out_tx), live, server.ping_interval, server.pong_wait)).detach();
-    let writer = Writer {
-        shard,
-        conn,
-        socket,
-        out_tx,
-        permits,
-        max_inflight,
-        group,
-        ping,
-        dedup,
-        admission,
-        json_in_flight,
-        pinger,
-    };
-    glommio::spawn_local(writer.run(out_rx).instrument(span)).detach();
+    let keepalive = Keepalive::new(server.ping_interval, server.pong_wait);
+    let writer = Writer { shard, conn, shared, out_tx, out_rx, max_inflight, group, keepalive };
+    glommio::spawn_local(writer.run().instrument(span)).detach();
+}
+
+/// What a connection's reader and writer share, in one allocation.
+///
+/// Lives on: owning shard (!Send).
+pub(super) struct ConnShared {
+    pub(super) socket: WsSocket,
+    /// `SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES` permits: the reader takes one per frame, the
+    /// writer returns it with the frame's reply.
+    pub(super) permits: Semaphore,
+    /// The payload of the latest ping not answered yet; while it is set, an [`Outbound::Pong`]
+    /// is queued (a ping flood queues one, and the pong answers the latest ping).
+    pub(super) ping: Cell<Option<Bytes>>,
+    /// Whether the reader waits for the client, for keep-alive.
+    pub(super) live: Liveness,
+    /// Sequence numbers of the JSON batches (text frames) awaiting their delivery outcome, so
+    /// that their replies go out as text frames. Empty (and unallocated) for protobuf clients;
+    /// at most `SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES` entries.
+    pub(super) json_in_flight: RefCell<HashSet<Seq>>,
+    /// Recent `req_guid`s, when `SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED`.
+    pub(super) dedup: Option<RefCell<Dedup>>,
+    /// The connection's identifier, released when the client closes, the reader stops or the
+    /// writer closes, whichever is first.
+    pub(super) admission: Rc<Admission>,
 }
 
 /// Refuses an upgraded connection as Raccoon does: one binary reply (code 4 or 5), a 1008
@@ -199,176 +205,190 @@ async fn refuse(shard: ShardId, socket: &WsSocket, refused: &RegistryError) {
     write_refusal(socket, &reply, &reason).await;
 }
 
-/// Sequence numbers of a connection's JSON batches awaiting their delivery outcome, so that
-/// their replies go out as JSON text frames. Empty (and unallocated) for protobuf clients; at
-/// most `SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES` entries.
-pub(super) type JsonInFlight = Rc<RefCell<HashSet<Seq>>>;
-
-/// Who a reader reads for.
-struct ConnCtx {
+/// A connection's reader: its task's whole state, owned, so that the task is one future with
+/// no copies of its arguments.
+struct Reader {
+    shard: Rc<Shard>,
     conn: ConnId,
     /// The group's metric tag on this shard.
     group: Tag,
     /// The group's name, carried by every batch for the publisher's metrics.
     group_name: Arc<str>,
-    /// The payload of the latest ping not answered yet; while it is set, an [`Outbound::Pong`]
-    /// is queued (a ping flood queues one, and the pong answers the latest ping).
-    ping: Rc<Cell<Option<Bytes>>>,
-    /// Recent `req_guid`s, when `SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED`.
-    dedup: Option<Rc<RefCell<Dedup>>>,
-    /// Batches sent as JSON (text frames) awaiting their delivery outcome.
-    json_in_flight: JsonInFlight,
-    /// Whether the reader waits for the client, for the pinger.
-    live: Rc<Liveness>,
-    /// The connection's identifier, released when the client closes or the reader stops.
-    admission: Rc<Admission>,
-}
-
-async fn read_loop(
-    shard: Rc<Shard>,
-    ctx: ConnCtx,
-    socket: Rc<WsSocket>,
-    mut frames: FrameReader,
+    shared: Rc<ConnShared>,
+    frames: FrameReader,
     out: OutboundTx,
-    permits: Rc<Semaphore>,
-) {
-    let end = read_frames(&shard, &ctx, &socket, &mut frames, &out, &permits).await;
-    drop(frames);
-    ctx.admission.release();
-    // Raccoon counts the read that ends a connection as a failed batch read.
-    let t = shard.tags;
-    shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([t.failed, t.close_error, ctx.group]), 1);
-    let _ = out.try_send(Outbound::ReaderDone(end));
+    next_seq: u64,
 }
 
-async fn read_frames(
-    shard: &Shard,
-    ctx: &ConnCtx,
-    socket: &WsSocket,
-    frames: &mut FrameReader,
-    out: &LocalSender<Outbound>,
-    permits: &Semaphore,
-) -> ReaderEnd {
-    let mut next_seq = 0u64;
-    loop {
-        let incoming = match frames.next_message() {
-            Ok(Some(incoming)) => incoming,
-            Ok(None) => {
-                let read = {
-                    let _listening = ctx.live.listen();
-                    socket.read(&shard.ws_read_buffer, frames).await
-                };
-                match read {
-                    Ok(0) => return ReaderEnd::PeerClosed,
-                    Ok(_) => continue,
-                    Err(error) => return ReaderEnd::from_io(&error),
-                }
-            }
-            Err(error) => return ReaderEnd::from_frame(&error),
-        };
-        let (wire, frame) = match incoming {
-            Incoming::Binary(frame) => (Wire::Proto, frame),
-            Incoming::Text(text) => (Wire::Json, text),
-            Incoming::Ping(payload) => {
-                if ctx.ping.replace(Some(payload)).is_none() {
-                    let _ = out.try_send(Outbound::Pong);
-                }
-                continue;
-            }
-            // The identifier is free before the client can see the answer.
-            Incoming::Close(close) => {
-                ctx.admission.release();
-                return ReaderEnd::ClientClosed(close.map(|(code, _)| code));
-            }
-            Incoming::Pong => continue,
-        };
-        let Ok(permit) = permits.acquire_permit(1).await else {
-            return ReaderEnd::PeerClosed;
-        };
-        let (reply, received) = handle_batch(shard, ctx, &mut next_seq, frame, wire).await;
-        // The frame is answered now or by its delivery report: from here on the writer returns
-        // the permit when it writes the reply. Had this task been cancelled while the batch
-        // waited for queue room (shutdown), dropping the permit would have returned it, and the
-        // closing handshake would not wait for a reply that can never come.
-        std::mem::forget(permit);
-        if let Some(reply) = reply {
-            let _ = out.try_send(Outbound::Reply(reply, wire, received));
+/// What became of a frame that is a batch.
+enum Handled {
+    /// Answered now (`Some`), or later by its delivery report (`None`); and when the batch was
+    /// received, if the frame was one.
+    Answer(Option<Reply>, Option<Instant>),
+    /// Its publisher queue is full: [`Reader::when_queued`] waits for room.
+    QueueFull(Held),
+}
+
+/// A batch waiting for room in its publisher queue, and what its reply needs.
+struct Held {
+    batch: Batch,
+    fingerprint: Option<Fingerprint>,
+    reply_guid: Option<String>,
+}
+
+impl Reader {
+    // An `async move` block rather than an `async fn`: the latter would keep a second copy of
+    // `self` in its future.
+    #[allow(clippy::manual_async_fn)]
+    fn run(mut self) -> impl Future<Output = ()> {
+        async move {
+            let end = self.read_frames().await;
+            self.shared.admission.release();
+            // Raccoon counts the read that ends a connection as a failed batch read.
+            let t = self.shard.tags;
+            self.shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([t.failed, t.close_error, self.group]), 1);
+            let _ = self.out.try_send(Outbound::ReaderDone(end));
         }
     }
-}
 
-/// Decodes and queues one batch. Returns the reply to send now, or `None` when the reply will
-/// come with Kafka's delivery report (`EVENT_ACK=1`, also for a copy of a batch in flight);
-/// and when the batch was received, if the frame was one.
-async fn handle_batch(
-    shard: &Shard,
-    ctx: &ConnCtx,
-    next_seq: &mut u64,
-    frame: Bytes,
-    wire: Wire,
-) -> (Option<Reply>, Option<Instant>) {
-    let received_at = Instant::now();
-    let conn = ctx.conn;
-    let pattern = &shard.config.topic_pattern;
-    let decoded = match wire {
-        Wire::Proto => decode_batch(frame, pattern),
-        Wire::Json => decode_json_batch(&frame, pattern),
-    };
-    let decoded = match decoded {
-        Ok(decoded) => decoded,
-        Err(error) => {
-            record_refused(shard, ctx.group, shard.tags.serde);
-            tracing::debug!(%conn, %error, "frame refused");
-            return (Some(Reply::bad_request(error.req_guid().to_owned(), error.to_string())), None);
-        }
-    };
-    // Raccoon does not count a duplicate as a batch read.
-    let fingerprint = match ctx.dedup.as_ref().map(|d| d.borrow_mut().check(&decoded.req_guid)) {
-        None => None,
-        Some(Verdict::Publish(fingerprint)) => fingerprint,
-        Some(copy) => {
-            shard.metrics.borrow_mut().add(MetricId::EventsDuplicate, tags([ctx.group, shard.tags.duplicate]), 1);
-            tracing::debug!(%conn, req_guid = %decoded.req_guid, "duplicate batch dropped");
-            return match copy {
-                Verdict::AnsweredBefore => (Some(Reply::success(decoded.req_guid)), Some(received_at)),
-                _ => (None, None),
+    async fn read_frames(&mut self) -> ReaderEnd {
+        // Its own handle: the permit taken below borrows it while `self` handles the batch.
+        let shared = Rc::clone(&self.shared);
+        loop {
+            let incoming = match self.frames.next_message() {
+                Ok(Some(incoming)) => incoming,
+                Ok(None) => {
+                    let read = {
+                        let _listening = self.shared.live.listen();
+                        self.shared.socket.read(&self.shard.ws_read_buffer, &mut self.frames).await
+                    };
+                    match read {
+                        Ok(0) => return ReaderEnd::PeerClosed,
+                        Ok(_) => continue,
+                        Err(error) => return ReaderEnd::from_io(&error),
+                    }
+                }
+                Err(error) => return ReaderEnd::from_frame(&error),
             };
-        }
-    };
-    record_batch(shard, ctx.group, &decoded);
-    if decoded.events.is_empty() {
-        // Nothing to publish: nothing to wait for, in either ack mode.
-        return (Some(Reply::success(decoded.req_guid)), Some(received_at));
-    }
-    let wants_ack = shard.config.ack_mode == AckMode::OnDelivery;
-    let token = AckToken { shard: shard.id, conn, seq: Seq(*next_seq) };
-    *next_seq += 1;
-    if wants_ack && wire == Wire::Json {
-        ctx.json_in_flight.borrow_mut().insert(token.seq);
-    }
-    // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.
-    let (batch_guid, reply_guid) =
-        if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
-    let group = Arc::clone(&ctx.group_name);
-    let batch = Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at, group };
-    let queued = match try_submit(shard, conn, batch) {
-        Queued::Yes => Ok(()),
-        Queued::Stopped(batch) => Err(batch),
-        Queued::Full(batch) => Box::pin(wait_for_room(shard, conn, batch)).await,
-    };
-    let reply = match queued {
-        Ok(()) => {
-            if let Some(dedup) = &ctx.dedup {
-                dedup.borrow_mut().published(fingerprint, !wants_ack);
+            let (wire, frame) = match incoming {
+                Incoming::Binary(frame) => (Wire::Proto, frame),
+                Incoming::Text(text) => (Wire::Json, text),
+                Incoming::Ping(payload) => {
+                    if self.shared.ping.replace(Some(payload)).is_none() {
+                        let _ = self.out.try_send(Outbound::Pong);
+                    }
+                    continue;
+                }
+                // The identifier is free before the client can see the answer.
+                Incoming::Close(close) => {
+                    self.shared.admission.release();
+                    return ReaderEnd::ClientClosed(close.map(|(code, _)| code));
+                }
+                Incoming::Pong => continue,
+            };
+            let Ok(permit) = shared.permits.acquire_permit(1).await else {
+                return ReaderEnd::PeerClosed;
+            };
+            let (reply, received) = match self.handle_batch(frame, wire) {
+                Handled::Answer(reply, received) => (reply, received),
+                // Boxed: an idle reader's task does not carry the wait's state.
+                Handled::QueueFull(held) => Box::pin(self.when_queued(held)).await,
+            };
+            // The frame is answered now or by its delivery report: from here on the writer
+            // returns the permit when it writes the reply. Had this task been cancelled while
+            // the batch waited for queue room (shutdown), dropping the permit would have returned
+            // it, and the closing handshake would not wait for a reply that can never come.
+            std::mem::forget(permit);
+            if let Some(reply) = reply {
+                let _ = self.out.try_send(Outbound::Reply(reply, wire, received));
             }
-            reply_guid.map(Reply::success)
         }
-        Err(batch) => {
-            let guid = reply_guid.unwrap_or(batch.req_guid);
-            Some(Reply::publish_failed(guid, PUBLISHER_STOPPED))
+    }
+
+    /// Decodes and queues one batch, without waiting.
+    fn handle_batch(&mut self, frame: Bytes, wire: Wire) -> Handled {
+        let shard = &*self.shard;
+        let received_at = Instant::now();
+        let conn = self.conn;
+        let pattern = &shard.config.topic_pattern;
+        let decoded = match wire {
+            Wire::Proto => decode_batch(frame, pattern),
+            Wire::Json => decode_json_batch(&frame, pattern),
+        };
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                record_refused(shard, self.group, shard.tags.serde);
+                tracing::debug!(%conn, %error, "frame refused");
+                return Handled::Answer(Some(Reply::bad_request(error.req_guid().to_owned(), error.to_string())), None);
+            }
+        };
+        // Raccoon does not count a duplicate as a batch read.
+        let fingerprint = match self.shared.dedup.as_ref().map(|d| d.borrow_mut().check(&decoded.req_guid)) {
+            None => None,
+            Some(Verdict::Publish(fingerprint)) => fingerprint,
+            Some(copy) => {
+                shard.metrics.borrow_mut().add(MetricId::EventsDuplicate, tags([self.group, shard.tags.duplicate]), 1);
+                tracing::debug!(%conn, req_guid = %decoded.req_guid, "duplicate batch dropped");
+                return match copy {
+                    Verdict::AnsweredBefore => {
+                        Handled::Answer(Some(Reply::success(decoded.req_guid)), Some(received_at))
+                    }
+                    _ => Handled::Answer(None, None),
+                };
+            }
+        };
+        record_batch(shard, self.group, &decoded);
+        if decoded.events.is_empty() {
+            // Nothing to publish: nothing to wait for, in either ack mode.
+            return Handled::Answer(Some(Reply::success(decoded.req_guid)), Some(received_at));
         }
-    };
-    (reply, Some(received_at))
+        let wants_ack = shard.config.ack_mode == AckMode::OnDelivery;
+        let token = AckToken { shard: shard.id, conn, seq: Seq(self.next_seq) };
+        self.next_seq += 1;
+        if wants_ack && wire == Wire::Json {
+            self.shared.json_in_flight.borrow_mut().insert(token.seq);
+        }
+        // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.
+        let (batch_guid, reply_guid) =
+            if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
+        let group = Arc::clone(&self.group_name);
+        let batch = Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at, group };
+        let queued = match try_submit(shard, conn, batch) {
+            Queued::Yes => Ok(()),
+            Queued::Stopped(batch) => Err(batch),
+            Queued::Full(batch) => return Handled::QueueFull(Held { batch, fingerprint, reply_guid }),
+        };
+        Handled::Answer(self.queued(queued, fingerprint, reply_guid), Some(received_at))
+    }
+
+    /// Waits for room for a held batch, then answers as [`Reader::handle_batch`] would have.
+    async fn when_queued(&self, held: Held) -> (Option<Reply>, Option<Instant>) {
+        let received_at = held.batch.received_at;
+        let queued = wait_for_room(&self.shard, self.conn, held.batch).await;
+        (self.queued(queued, held.fingerprint, held.reply_guid), Some(received_at))
+    }
+
+    /// The reply owed once a batch is queued (`Ok`) or refused by a stopped publisher (`Err`).
+    fn queued(
+        &self,
+        queued: Result<(), Batch>,
+        fingerprint: Option<Fingerprint>,
+        reply_guid: Option<String>,
+    ) -> Option<Reply> {
+        match queued {
+            Ok(()) => {
+                if let Some(dedup) = &self.shared.dedup {
+                    dedup.borrow_mut().published(fingerprint, reply_guid.is_some());
+                }
+                reply_guid.map(Reply::success)
+            }
+            Err(batch) => {
+                let guid = reply_guid.unwrap_or(batch.req_guid);
+                Some(Reply::publish_failed(guid, PUBLISHER_STOPPED))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The writer of one WebSocket connection: the only task that writes to its socket. It writes
-//! replies (decode errors, acks on receipt), delivery outcomes, pings and pongs, and runs the
+//! replies (decode errors, acks on receipt), delivery outcomes and pongs, keeps the connection
+//! alive (pings, and dropping a silent client: [`keepalive`](super::keepalive)), and runs the
 //! closing handshake once every in-flight batch is answered (or the drain deadline passed).
 //! Everything it writes arrives through the connection's [`Outbound`] queue, in order, so
 //! replies and control frames never interleave. Each reply returns one in-flight permit once it
@@ -11,20 +12,18 @@
 //!
 //! Lives on: owning shard (!Send).
 
-use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use bytes::Bytes;
 use glommio::channels::local_channel::LocalReceiver;
-use glommio::sync::Semaphore;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
-use super::registry::Admission;
-use super::session::{JsonInFlight, Outbound, OutboundTx, ReaderEnd};
+use super::keepalive::{Keepalive, KeepaliveAction};
+use super::session::{ConnShared, Outbound, OutboundTx, ReaderEnd};
 use super::ws_socket::WsSocket;
 use super::Shard;
-use crate::dedup::Dedup;
 use crate::metrics::{tags, MetricId, Tag};
 use crate::protocol::reply::{unix_now_secs, Reply};
 use crate::protocol::websocket::{encode, encode_close};
@@ -34,22 +33,25 @@ use crate::types::{Ack, ConnId, DeliveryOutcome};
 /// Payload of server pings, as Raccoon sends them.
 const PING_PAYLOAD: &[u8] = b"--ping--";
 
-/// The only place that writes to the socket; its task is the connection's life: when it ends,
-/// the connection is unregistered and its other tasks stop.
+/// The only place that writes to the socket; its task is the connection's life: when it ends
+/// (and the writer is dropped), the connection is unregistered and its reader stops.
 pub(super) struct Writer {
     pub(super) shard: Rc<Shard>,
     pub(super) conn: ConnId,
-    pub(super) socket: Rc<WsSocket>,
+    pub(super) shared: Rc<ConnShared>,
     pub(super) out_tx: OutboundTx,
-    pub(super) permits: Rc<Semaphore>,
+    pub(super) out_rx: LocalReceiver<Outbound>,
     pub(super) max_inflight: u64,
     pub(super) group: Tag,
-    pub(super) ping: Rc<Cell<Option<Bytes>>>,
-    pub(super) dedup: Option<Rc<RefCell<Dedup>>>,
-    pub(super) admission: Rc<Admission>,
-    pub(super) json_in_flight: JsonInFlight,
-    /// Stopped with the connection.
-    pub(super) pinger: glommio::task::JoinHandle<()>,
+    pub(super) keepalive: Keepalive,
+}
+
+/// Why the writer woke up.
+enum Wake {
+    /// A message, or `None` when every sender is gone.
+    Message(Option<Outbound>),
+    /// Keep-alive's next moment ([`Keepalive::next_wake`]) came.
+    Keepalive,
 }
 
 /// Frames gathered for one write, and what to account for once it is written.
@@ -65,66 +67,73 @@ struct Gathered {
 }
 
 impl Writer {
-    /// Serves the connection until it ends, then unregisters it (which stops its reader).
-    pub(super) async fn run(self, out_rx: LocalReceiver<Outbound>) {
-        self.serve(out_rx).await;
-        self.pinger.cancel();
-        self.shard.unregister(self.conn);
-        tracing::debug!(conn = %self.conn, "connection closed");
+    /// Serves the connection until it ends. One future holding the writer itself: no wrapper,
+    /// no copies of it (an idle connection's cost is mostly its two tasks).
+    // An `async move` block rather than an `async fn`: the latter would keep a second copy of
+    // `self` in its future.
+    #[allow(clippy::manual_async_fn)]
+    pub(super) fn run(self) -> impl Future<Output = ()> {
+        async move { self.serve().await }
     }
 
-    async fn serve(&self, out_rx: LocalReceiver<Outbound>) {
+    async fn serve(&self) {
+        let out_rx = &self.out_rx;
         // Set once the connection must close: the code and reason to close with.
         let mut closing: Option<(CloseCode, String)> = None;
         let mut force_close = false;
         let write_cap = self.shard.config.server.write_buffer_bytes;
+        let shared = &*self.shared;
         loop {
-            let message = match &closing {
-                None => out_rx.recv().await,
+            let message = async { Wake::Message(out_rx.recv().await) };
+            let woke = match &closing {
+                None => {
+                    let wake = self.keepalive.next_wake(&shared.live);
+                    let keepalive = async {
+                        glommio::timer::sleep(wake.saturating_duration_since(Instant::now())).await;
+                        Wake::Keepalive
+                    };
+                    futures_lite::future::or(message, keepalive).await
+                }
                 // Closing: the last in-flight reply may also be "returned" without a message,
                 // when a reader cancelled while its batch waited for queue room drops its permit.
                 Some(_) => {
                     let drained = async {
-                        let _ = self.permits.acquire(self.max_inflight).await;
-                        Some(Outbound::Drained)
+                        let _ = shared.permits.acquire(self.max_inflight).await;
+                        Wake::Message(Some(Outbound::Drained))
                     };
-                    futures_lite::future::or(out_rx.recv(), drained).await
+                    // Boxed, as every closing step below: an idle connection's task does not
+                    // carry the closing path's state.
+                    Box::pin(futures_lite::future::or(message, drained)).await
                 }
             };
-            let Some(mut message) = message else { return };
-            // Gather frames while more are queued, until a message that is not a frame.
             let mut gathered = Gathered::default();
-            let control = loop {
-                match message {
-                    Outbound::Reply(reply, wire, received) => self.reply(&mut gathered, &reply, wire, received),
-                    Outbound::Delivery(ack) => self.delivery(&mut gathered, ack),
-                    Outbound::Ping => {
+            let message = match woke {
+                Wake::Message(None) => return,
+                Wake::Message(Some(message)) => Some(message),
+                Wake::Keepalive => None,
+            };
+            let control = message.and_then(|message| self.gather(message, &mut gathered, write_cap));
+            // Keep-alive runs while messages flow too: one clock read per write.
+            if closing.is_none() {
+                match self.keepalive.due(&shared.live, Instant::now()) {
+                    KeepaliveAction::Wait => {}
+                    KeepaliveAction::Ping => {
                         encode(OpCode::Control(Control::Ping), PING_PAYLOAD, &mut gathered.out);
                         gathered.ping = true;
                     }
-                    Outbound::Pong => {
-                        if let Some(payload) = self.ping.take() {
-                            encode(OpCode::Control(Control::Pong), &payload, &mut gathered.out);
-                            gathered.pong = true;
-                        }
+                    KeepaliveAction::Silent => {
+                        tracing::debug!("client left a ping unanswered for the pong wait; dropping connection");
+                        return;
                     }
-                    other => break Some(other),
                 }
-                if gathered.out.len() >= write_cap || self.out_tx.len() == 0 {
-                    break None;
-                }
-                match futures_lite::future::poll_once(out_rx.recv()).await {
-                    Some(Some(next)) => message = next,
-                    _ => break None,
-                }
-            };
-            if let Err(error) = self.write(gathered).await {
+            }
+            if let Err(error) = self.write(&gathered).await {
                 tracing::debug!(%error, "write failed; dropping connection");
                 return;
             }
             let Some(control) = control else {
-                if self.closing_done(&closing, force_close).await {
-                    return;
+                if let Some(frame) = self.may_close(&closing, force_close) {
+                    return Box::pin(self.close(frame)).await;
                 }
                 continue;
             };
@@ -140,13 +149,7 @@ impl Writer {
                         Some(code) => encode_close(code, "", &mut out),
                         None => encode(OpCode::Control(Control::Close), &[], &mut out),
                     }
-                    let _ = self.socket.write_all(&out).await;
-                    let _ = self.socket.shutdown().await;
-                    return;
-                }
-                Outbound::Silent => {
-                    tracing::debug!("client left a ping unanswered for the pong wait; dropping connection");
-                    return;
+                    return Box::pin(self.end_with(out)).await;
                 }
                 Outbound::ReaderDone(end) => {
                     // The client is gone or silent: nothing more can reach it.
@@ -163,50 +166,86 @@ impl Writer {
                 Outbound::Drained => {
                     // Every permit is held by this task now; it is about to close.
                     if let Some(frame) = closing.take() {
-                        self.close(&frame).await;
+                        Box::pin(self.close(&frame)).await;
                     }
                     return;
                 }
-                Outbound::Reply(..) | Outbound::Delivery(_) | Outbound::Ping | Outbound::Pong => {}
+                Outbound::Reply(..) | Outbound::Delivery(_) | Outbound::Pong => {}
             }
-            if self.closing_done(&closing, force_close).await {
-                return;
+            if let Some(frame) = self.may_close(&closing, force_close) {
+                return Box::pin(self.close(frame)).await;
             }
         }
     }
 
-    /// Closes if closing and nothing is in flight (or the drain deadline passed). `true` when
-    /// the connection is closed.
-    async fn closing_done(&self, closing: &Option<(CloseCode, String)>, force_close: bool) -> bool {
-        let Some(frame) = closing else { return false };
-        if force_close || self.permits.available() == self.max_inflight {
-            self.close(frame).await;
-            return true;
+    /// Encodes `message` and whatever else is queued into `gathered`, up to `write_cap` bytes.
+    /// Returns the first message that is not a frame to write, to be handled after the write.
+    fn gather(&self, mut message: Outbound, gathered: &mut Gathered, write_cap: usize) -> Option<Outbound> {
+        loop {
+            match message {
+                Outbound::Reply(reply, wire, received) => self.reply(gathered, &reply, wire, received),
+                Outbound::Delivery(ack) => self.delivery(gathered, ack),
+                Outbound::Pong => {
+                    if let Some(payload) = self.shared.ping.take() {
+                        encode(OpCode::Control(Control::Pong), &payload, &mut gathered.out);
+                        gathered.pong = true;
+                    }
+                }
+                other => return Some(other),
+            }
+            if gathered.out.len() >= write_cap {
+                return None;
+            }
+            message = self.try_recv()?;
         }
-        false
+    }
+
+    /// The close frame to send now, if closing and nothing is in flight (or the drain deadline
+    /// passed).
+    fn may_close<'c>(&self, closing: &'c Option<(CloseCode, String)>, force: bool) -> Option<&'c (CloseCode, String)> {
+        let frame = closing.as_ref()?;
+        (force || self.shared.permits.available() == self.max_inflight).then_some(frame)
     }
 
     /// Sends the close frame and ends the server's side.
     async fn close(&self, (code, reason): &(CloseCode, String)) {
-        self.admission.release();
+        self.shared.admission.release();
         let mut out = Vec::new();
         encode_close(*code, reason, &mut out);
-        if self.socket.write_all(&out).await.is_ok() {
-            let _ = self.socket.shutdown().await;
+        self.end_with(out).await;
+    }
+
+    /// Writes `last` (a close frame) and ends the server's side of the connection.
+    async fn end_with(&self, last: Vec<u8>) {
+        if self.shared.socket.write_all(&last).await.is_ok() {
+            let _ = self.shared.socket.shutdown().await;
+        }
+    }
+
+    /// The next queued message, if one is queued now. glommio's receiver has no `try_recv`: its
+    /// `recv` is polled once, which is ready when the queue is not empty.
+    fn try_recv(&self) -> Option<Outbound> {
+        if self.out_tx.len() == 0 {
+            return None;
+        }
+        let mut recv = std::pin::pin!(self.out_rx.recv());
+        match recv.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(message) => message,
+            Poll::Pending => None,
         }
     }
 
     /// Writes what was gathered, returns the replies' permits and counts what failed.
-    async fn write(&self, gathered: Gathered) -> std::io::Result<()> {
+    async fn write(&self, gathered: &Gathered) -> std::io::Result<()> {
         if gathered.out.is_empty() {
             return Ok(());
         }
-        let result = self.socket.write_all(&gathered.out).await;
-        self.permits.signal(gathered.permits);
+        let result = self.shared.socket.write_all(&gathered.out).await;
+        self.shared.permits.signal(gathered.permits);
         let mut metrics = self.shard.metrics.borrow_mut();
         match &result {
             Ok(()) => {
-                for received in gathered.received {
+                for received in &gathered.received {
                     metrics.record(MetricId::EventRtt, tags([]), received.elapsed());
                 }
             }
@@ -231,9 +270,10 @@ impl Writer {
     /// Answers a batch with its Kafka outcome, and every copy of it that arrived meanwhile.
     fn delivery(&self, gathered: &mut Gathered, ack: Ack) {
         // The reply mirrors the frame type the batch came in.
-        let wire = if self.json_in_flight.borrow_mut().remove(&ack.token.seq) { Wire::Json } else { Wire::Proto };
+        let wire =
+            if self.shared.json_in_flight.borrow_mut().remove(&ack.token.seq) { Wire::Json } else { Wire::Proto };
         let delivered = ack.outcome == DeliveryOutcome::Delivered;
-        let copies = self.dedup.as_ref().map_or(0, |d| d.borrow_mut().settle(&ack.req_guid, delivered));
+        let copies = self.shared.dedup.as_ref().map_or(0, |d| d.borrow_mut().settle(&ack.req_guid, delivered));
         let reply = match ack.outcome {
             DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
             DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
@@ -258,6 +298,13 @@ impl Writer {
             let _ = out.try_send(Outbound::DrainDeadline);
         })
         .detach();
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shard.unregister(self.conn);
+        tracing::debug!(conn = %self.conn, "connection closed");
     }
 }
 
