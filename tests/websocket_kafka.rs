@@ -30,6 +30,7 @@ fn deliver_and_read_back(event_ack: &str) {
     );
     let mut sent = Vec::new();
     let mut clients: Vec<Client> = (0..6).map(|i| server.connect(&[("X-User-ID", &format!("user-{i}"))])).collect();
+    let before = unix_millis();
     for (c, client) in clients.iter_mut().enumerate() {
         let mut guids = HashSet::new();
         for b in 0..5 {
@@ -49,7 +50,20 @@ fn deliver_and_read_back(event_ack: &str) {
             assert!(replied.insert(guid.clone()), "two replies for {guid}");
         }
     }
-    assert_topics_hold(kafka, &expected_by_topic(&prefix, &sent));
+    let after = unix_millis();
+    let expected = expected_by_topic(&prefix, &sent);
+    assert_topics_hold(kafka, &expected);
+    // Records carry the time the server published them (one clock read per batch).
+    for (topic, want) in &expected {
+        for (_, timestamp) in consume_records(kafka, topic, want.len(), Duration::from_secs(30)) {
+            let timestamp = timestamp.expect("record without a timestamp");
+            assert!((before..=after).contains(&timestamp), "{topic}: timestamp {timestamp} not in [{before}, {after}]");
+        }
+    }
+}
+
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 #[test]

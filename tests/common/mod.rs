@@ -373,6 +373,11 @@ pub fn assert_success(reply: &pb::SendEventResponse, req_guid: &str) {
 /// Reads every record of partition 0 of `topic` from the beginning until `want` records were
 /// seen or `limit` passed. Test topics are auto-created with one partition.
 pub fn consume(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<Vec<u8>> {
+    consume_records(kafka, topic, want, limit).into_iter().map(|(payload, _)| payload).collect()
+}
+
+/// [`consume`], with each record's timestamp (milliseconds since the epoch).
+pub fn consume_records(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<(Vec<u8>, Option<i64>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka)
         .set("group.id", unique("raccoon-test"))
@@ -387,14 +392,14 @@ pub fn consume(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<Ve
     while out.len() < want && Instant::now() < deadline {
         // Errors (e.g. the topic is not there yet) are retried until the deadline.
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            out.push(m.payload().unwrap_or_default().to_vec());
+            out.push((m.payload().unwrap_or_default().to_vec(), m.timestamp().to_millis()));
         }
     }
     // Anything beyond `want` would be a duplicate: give it a moment to show up.
     let settle = Instant::now() + Duration::from_millis(500);
     while Instant::now() < settle {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push(m.payload().unwrap_or_default().to_vec());
+            out.push((m.payload().unwrap_or_default().to_vec(), m.timestamp().to_millis()));
         }
     }
     out
