@@ -108,9 +108,14 @@ impl FrameReader {
             return;
         }
         if self.buf.is_empty() {
-            // A fresh allocation, sized for the frame in progress when its header is known;
-            // the previous one (if any) now belongs to the frames split off it.
-            let want = self.header.as_ref().map_or(0, |(_, len)| *len).max(input.len());
+            // One fresh allocation for everything `input` starts: its whole frames, and all of
+            // the frame it ends inside of, so that the rest of that frame is appended without
+            // growing (a grown buffer would be copied again). The previous allocation, if any,
+            // now belongs to the frames split off it.
+            let want = match &self.header {
+                Some((_, len)) => (*len).max(input.len()),
+                None => frames_extent(input, self.max_message),
+            };
             self.buf = BytesMut::with_capacity(want);
         }
         self.buf.extend_from_slice(input);
@@ -241,6 +246,22 @@ impl FrameReader {
     }
 }
 
+/// How many bytes the frames that `input` starts take: `input`'s length, or more when it ends
+/// inside a frame whose header it holds. A header that does not parse, or a frame over `max`
+/// bytes, ends the walk (the reader refuses them; nothing is reserved for them).
+fn frames_extent(input: &[u8], max: usize) -> usize {
+    let mut at = 0usize;
+    while at < input.len() {
+        let mut cursor = Cursor::new(&input[at..]);
+        let Ok(Some((_, len))) = FrameHeader::parse(&mut cursor) else { break };
+        match usize::try_from(len) {
+            Ok(len) if len <= max => at += cursor.position() as usize + len,
+            _ => break,
+        }
+    }
+    at.max(input.len())
+}
+
 /// A close frame's code and reason.
 fn close_payload(payload: &[u8]) -> Result<Option<(CloseCode, String)>, FrameError> {
     match payload {
@@ -357,6 +378,31 @@ mod tests {
         assert_eq!(frame.len(), 5000);
         assert_eq!(reader.buf.capacity(), 0);
         assert!(reader.is_idle());
+    }
+
+    #[test]
+    fn a_frame_split_across_reads_is_appended_without_growing() {
+        let mut wire = client(BINARY, &[1; 100], true);
+        let second = client(BINARY, &[2; 5000], true);
+        wire.extend_from_slice(&second[..1000]);
+        let mut reader = FrameReader::new(1 << 20);
+        reader.push(&wire);
+        let capacity = reader.buf.capacity();
+        assert!(capacity >= wire.len() + second.len() - 1000, "sized for both frames: {capacity}");
+        assert_eq!(reader.next_message().unwrap(), Some(Incoming::Binary(Bytes::from(vec![1; 100]))));
+        assert_eq!(reader.next_message().unwrap(), None);
+        let spare = reader.buf.capacity();
+        reader.push(&second[1000..]);
+        assert_eq!(reader.buf.capacity(), spare, "the rest fit in what was reserved");
+        assert_eq!(reader.next_message().unwrap(), Some(Incoming::Binary(Bytes::from(vec![2; 5000]))));
+        assert!(reader.is_idle());
+        // Nothing is reserved for a frame over the limit: its header alone is kept, then refused.
+        let huge = [0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4];
+        assert_eq!(frames_extent(&huge, 1 << 20), huge.len());
+        let mut reader = FrameReader::new(1 << 20);
+        reader.push(&huge);
+        assert!(reader.buf.capacity() < 64, "{}", reader.buf.capacity());
+        assert!(matches!(reader.next_message(), Err(FrameError::TooLarge { .. })));
     }
 
     #[test]
