@@ -7,7 +7,7 @@
 #
 # Phases: machine warmbroker ceiling-before ack1 open profile ack0 restgrpc idle c10k ceiling-after
 # (the default list), and linger0 (librdkafka linger.ms=0), idlebuf (idle with smaller
-# WebSocket buffers), idlebase and peak (this binary against BASE_SRV) and lingersweep, which are
+# WebSocket buffers), idlebase and peak (this binary against BASE_SRV), lingersweep and scaling, which are
 # not in the default list. SRV and CLI name the binaries (default target/release/).
 # Environment: OUT (JSON folder), WARM (s, default 2), DUR (s, default 6), DEADLINE (epoch s: past it, server phases
 # are skipped, ceiling-after still runs), PEAK (open loop: events/s the fractions are of), QUICK=1 (one tiny cell per phase, for trying the script).
@@ -268,6 +268,21 @@ phase_lingersweep() {
   done
   SERVER_ENV=""
 }
+phase_scaling() {
+  # SERVER_SHARDS 1 and 2 x PUBLISHER_KAFKA_PRODUCER_THREADS 1 and 2: the closed-loop peak
+  # (100 connections, batch 20, 100 B, 8 in flight, EVENT_ACK=1) and open loop at RATE
+  # (default 150000 events/s, one rate for all four) for latency.
+  local sh pu rate=${RATE:-150000}
+  for sh in 1 2; do for pu in 1 2; do
+    late && { log "skip scaling s$sh p$pu (deadline)"; continue; }
+    SERVER_ENV="SERVER_SHARDS=$sh PUBLISHER_KAFKA_PRODUCER_THREADS=$pu"
+    server_start 1 "scaling-s$sh-p$pu"
+    load "scaling-s$sh-p$pu-ack1-c100-b20-e100-k8" -a "127.0.0.1:$WSPORT" -c 100 -k 8 --batch 20 --event-bytes 100
+    load "scaling-s$sh-p$pu-open-ack1-c100-b20-e100-r$rate" -a "127.0.0.1:$WSPORT" -c 100 --rate "$rate" --batch 20 --event-bytes 100
+    server_stop
+  done; done
+  SERVER_ENV=""
+}
 phase_idle() {
   local n ips
   for n in 1000 10000 19000; do
@@ -318,6 +333,7 @@ for p in $PHASES; do
     idlebase) phase_idlebase ;;
     peak) phase_peak ;;
     lingersweep) phase_lingersweep ;;
+    scaling) phase_scaling ;;
     restgrpc) phase_restgrpc ;;
     *) log "unknown phase $p" ;;
   esac
