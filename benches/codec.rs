@@ -137,6 +137,23 @@ fn reply(c: &mut Criterion) {
     let mut group = c.benchmark_group("reply");
     let success = Reply::success("6f1c2a0e-8a3b-4c55-9d0e-2b7f3c1d4e5f".into());
     group.bench_function("encode_proto", |b| b.iter(|| black_box(&success).encode_proto(1_700_000_000)));
+    // The baseline: the generated message and its `data` map, built per reply (the encoding
+    // before encode_proto_into; the same bytes, see reply.rs's tests).
+    group.bench_function("encode_proto_prost_message", |b| {
+        b.iter(|| {
+            let reply = black_box(&success);
+            let data =
+                std::collections::HashMap::from([("req_guid".to_owned(), reply.req_guid.clone().unwrap_or_default())]);
+            raccoon::protocol::pb::SendEventResponse {
+                status: reply.status as i32,
+                code: reply.code as i32,
+                sent_time: 1_700_000_000,
+                reason: reply.reason.clone(),
+                data,
+            }
+            .encode_to_vec()
+        })
+    });
     group.bench_function("encode_json", |b| b.iter(|| black_box(&success).encode_json(1_700_000_000)));
     group.finish();
 }

@@ -7,7 +7,7 @@
 #
 # Phases: machine warmbroker ceiling-before ack1 open profile ack0 restgrpc idle c10k ceiling-after
 # (the default list), and linger0 (librdkafka linger.ms=0), idlebuf (idle with smaller
-# WebSocket buffers), idlebase and peak (this binary against BASE_SRV), lingersweep and scaling, which are
+# WebSocket buffers), idlebase and peak (this binary against BASE_SRV), lingersweep, scaling and inflight, which are
 # not in the default list. SRV and CLI name the binaries (default target/release/).
 # Environment: OUT (JSON folder), WARM (s, default 2), DUR (s, default 6), DEADLINE (epoch s: past it, server phases
 # are skipped, ceiling-after still runs), PEAK (open loop: events/s the fractions are of), QUICK=1 (one tiny cell per phase, for trying the script).
@@ -283,6 +283,19 @@ phase_scaling() {
   done; done
   SERVER_ENV=""
 }
+phase_inflight() {
+  # The in-flight window: 1, 8 and 32 batches in flight per connection (100 connections, batch
+  # 20, 100 B, EVENT_ACK=1) with the server's default cap (128), then 32 against a cap of 4.
+  local k
+  server_start 1 inflight
+  for k in 1 8 32; do load "inflight-k$k-ack1-c100-b20-e100" -a "127.0.0.1:$WSPORT" -c 100 -k $k --batch 20 --event-bytes 100; done
+  server_stop
+  SERVER_ENV="SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES=4"
+  server_start 1 inflight-cap4
+  load "inflight-k32-cap4-ack1-c100-b20-e100" -a "127.0.0.1:$WSPORT" -c 100 -k 32 --batch 20 --event-bytes 100
+  server_stop
+  SERVER_ENV=""
+}
 phase_idle() {
   local n ips
   for n in 1000 10000 19000; do
@@ -334,6 +347,7 @@ for p in $PHASES; do
     peak) phase_peak ;;
     lingersweep) phase_lingersweep ;;
     scaling) phase_scaling ;;
+    inflight) phase_inflight ;;
     restgrpc) phase_restgrpc ;;
     *) log "unknown phase $p" ;;
   esac

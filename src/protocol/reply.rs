@@ -1,11 +1,10 @@
 //! Building `SendEventResponse` replies, the same ones Raccoon sends (spec section 1.6).
 
-use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prost::Message;
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
-use crate::protocol::pb::{Code, SendEventResponse, Status};
+use crate::protocol::pb::{Code, Status};
 use crate::protocol::Wire;
 
 /// The prefix Raccoon puts before a publish failure; kept for clients that match on it.
@@ -84,19 +83,67 @@ impl Reply {
 
     /// The protobuf encoding, with `sent_time` set to `now_unix_secs`.
     pub fn encode_proto(&self, now_unix_secs: i64) -> Vec<u8> {
-        let data = match &self.req_guid {
-            Some(guid) => HashMap::from([("req_guid".to_owned(), guid.clone())]),
-            None => HashMap::new(),
-        };
-        SendEventResponse {
-            status: self.status as i32,
-            code: self.code as i32,
-            sent_time: now_unix_secs,
-            reason: self.reason.clone(),
-            data,
-        }
-        .encode_to_vec()
+        let mut out = Vec::with_capacity(self.proto_len(now_unix_secs));
+        self.encode_proto_into(now_unix_secs, &mut out);
+        out
     }
+
+    /// The length of [`Reply::encode_proto`]'s bytes.
+    pub fn proto_len(&self, now_unix_secs: i64) -> usize {
+        let enum_len = |v: i32| if v == 0 { 0 } else { 1 + encoded_len_varint(v as u64) };
+        let sent = if now_unix_secs == 0 { 0 } else { 1 + encoded_len_varint(now_unix_secs as u64) };
+        let reason = if self.reason.is_empty() { 0 } else { 1 + delimited_len(self.reason.len()) };
+        let data = self.req_guid.as_ref().map_or(0, |guid| 1 + delimited_len(data_entry_len(guid)));
+        enum_len(self.status as i32) + enum_len(self.code as i32) + sent + reason + data
+    }
+
+    /// Appends [`Reply::encode_proto`]'s bytes to `out`: the bytes prost writes for the
+    /// `SendEventResponse` (a test checks they are the same), without building the message and
+    /// its `data` map per reply.
+    pub fn encode_proto_into(&self, now_unix_secs: i64, out: &mut Vec<u8>) {
+        for (tag, value) in [(1, self.status as i32), (2, self.code as i32)] {
+            if value != 0 {
+                encode_key(tag, WireType::Varint, out);
+                encode_varint(value as u64, out);
+            }
+        }
+        if now_unix_secs != 0 {
+            encode_key(3, WireType::Varint, out);
+            encode_varint(now_unix_secs as u64, out);
+        }
+        if !self.reason.is_empty() {
+            encode_key(4, WireType::LengthDelimited, out);
+            encode_varint(self.reason.len() as u64, out);
+            out.extend_from_slice(self.reason.as_bytes());
+        }
+        if let Some(guid) = &self.req_guid {
+            // One `data` map entry: key 1 = "req_guid", value 2 = the guid (left out when empty,
+            // as prost leaves out default values in map entries).
+            encode_key(5, WireType::LengthDelimited, out);
+            encode_varint(data_entry_len(guid) as u64, out);
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(REQ_GUID_KEY.len() as u64, out);
+            out.extend_from_slice(REQ_GUID_KEY.as_bytes());
+            if !guid.is_empty() {
+                encode_key(2, WireType::LengthDelimited, out);
+                encode_varint(guid.len() as u64, out);
+                out.extend_from_slice(guid.as_bytes());
+            }
+        }
+    }
+}
+
+/// The key of the one `data` entry per-batch replies carry.
+const REQ_GUID_KEY: &str = "req_guid";
+
+/// A length-delimited field's length prefix and bytes.
+fn delimited_len(len: usize) -> usize {
+    encoded_len_varint(len as u64) + len
+}
+
+/// The length of the `data` map entry holding `guid`.
+fn data_entry_len(guid: &str) -> usize {
+    1 + delimited_len(REQ_GUID_KEY.len()) + if guid.is_empty() { 0 } else { 1 + delimited_len(guid.len()) }
 }
 
 impl Reply {
@@ -164,6 +211,47 @@ pub fn unix_now_secs() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::pb::SendEventResponse;
+    use prost::Message;
+    use std::collections::HashMap;
+
+    /// What prost writes for the same reply: the bytes `encode_proto_into` must match.
+    fn prost_bytes(reply: &Reply, now: i64) -> Vec<u8> {
+        let data = match &reply.req_guid {
+            Some(guid) => HashMap::from([("req_guid".to_owned(), guid.clone())]),
+            None => HashMap::new(),
+        };
+        SendEventResponse {
+            status: reply.status as i32,
+            code: reply.code as i32,
+            sent_time: now,
+            reason: reply.reason.clone(),
+            data,
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn hand_encoding_is_byte_for_byte_prost() {
+        let long = "r".repeat(300);
+        let replies = [
+            Reply::success("1234".into()),
+            Reply::success(String::new()),
+            Reply::success("g".repeat(200)),
+            Reply::bad_request("abc".into(), "cannot decode".into()),
+            Reply::bad_request(String::new(), long.clone()),
+            Reply::publish_failed("x".into(), &long),
+            Reply::max_connections(),
+            Reply::duplicate_connection("group", "id"),
+        ];
+        for reply in &replies {
+            for now in [0, 1, 1_690_000_000, -5, i64::MAX] {
+                let ours = reply.encode_proto(now);
+                assert_eq!(ours, prost_bytes(reply, now), "{reply:?} at {now}");
+                assert_eq!(reply.proto_len(now), ours.len(), "{reply:?} at {now}");
+            }
+        }
+    }
 
     #[test]
     fn success_round_trips_with_req_guid() {

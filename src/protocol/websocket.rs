@@ -302,6 +302,19 @@ pub fn encode(opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// Appends one final, unmasked frame whose `len` payload bytes `payload` appends to `out`, so
+/// that a reply is encoded straight into the write buffer. `payload` must append exactly `len`
+/// bytes.
+pub fn encode_with(opcode: OpCode, len: usize, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
+    let header = FrameHeader { is_final: true, opcode, ..FrameHeader::default() };
+    out.reserve(header.len(len as u64) + len);
+    // Writing into a Vec cannot fail.
+    let _ = header.format(len as u64, out);
+    let start = out.len();
+    payload(out);
+    debug_assert_eq!(out.len() - start, len, "payload length differs from the frame header's");
+}
+
 /// Appends a close frame with `code` and `reason` (cut to fit a control frame, at a character
 /// boundary) to `out`.
 pub fn encode_close(code: CloseCode, reason: &str, out: &mut Vec<u8>) {

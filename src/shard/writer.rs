@@ -26,7 +26,7 @@ use super::ws_socket::WsSocket;
 use super::Shard;
 use crate::metrics::{tags, MetricId, Tag};
 use crate::protocol::reply::{unix_now_secs, Reply};
-use crate::protocol::websocket::{encode, encode_close};
+use crate::protocol::websocket::{encode, encode_close, encode_with};
 use crate::protocol::Wire;
 use crate::types::{Ack, ConnId, DeliveryOutcome};
 
@@ -312,7 +312,10 @@ impl Drop for Writer {
 fn encode_reply(reply: &Reply, wire: Wire, out: &mut Vec<u8>) {
     let now = unix_now_secs();
     match wire {
-        Wire::Proto => encode(OpCode::Data(Data::Binary), &reply.encode_proto(now), out),
+        Wire::Proto => {
+            let len = reply.proto_len(now);
+            encode_with(OpCode::Data(Data::Binary), len, out, |out| reply.encode_proto_into(now, out));
+        }
         Wire::Json => encode(OpCode::Data(Data::Text), reply.encode_json(now).as_bytes(), out),
     }
 }
