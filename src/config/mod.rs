@@ -136,9 +136,9 @@ pub struct ServerConfig {
     /// Most WebSocket connections open at once, counted across all shards
     /// (`SERVER_WEBSOCKET_MAX_CONN`).
     pub max_conn: usize,
-    /// tungstenite read buffer.
+    /// Bytes per WebSocket read, into the shard's one read buffer.
     pub read_buffer_bytes: usize,
-    /// tungstenite write buffer.
+    /// Most bytes of queued frames written to a WebSocket in one send.
     pub write_buffer_bytes: usize,
     /// Header carrying the user id.
     pub conn_id_header: String,

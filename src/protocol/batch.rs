@@ -1,7 +1,7 @@
 //! Decoding a `SendEventRequest` without copying its payloads.
 //!
-//! Hot path: runs once per WebSocket frame. The frame arrives as a `Bytes` (tungstenite splits it
-//! off its read buffer), and prost, decoding from a `Bytes`, hands out `event_bytes` as slices of
+//! Hot path: runs once per WebSocket frame. The frame arrives as a `Bytes` (the frame reader splits
+//! it off the bytes it read, see [`super::websocket`]), and prost, decoding from a `Bytes`, hands out `event_bytes` as slices of
 //! it. prost would copy `Event.type` into a `String` (one allocation per event), so the server
 //! decodes through [`RequestView`], a prost message with the same field numbers whose `type` is
 //! `bytes`: protobuf's wire format does not distinguish the two, and the UTF-8 and topic-name checks

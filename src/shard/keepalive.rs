@@ -169,7 +169,7 @@ mod tests {
     }
 
     /// Runs keep-alive against a fake reader that answers the first `answered` pings at once
-    /// and then hears nothing. Returns the pings seen and when the pinger gave up, if it did
+    /// and then hears nothing. Returns the pings seen and when keep-alive gave up, if it did
     /// within `run`.
     fn pinger(interval: Duration, wait: Duration, answered: usize, run: Duration) -> (usize, Option<Duration>) {
         LocalExecutorBuilder::new(Placement::Unbound)

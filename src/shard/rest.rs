@@ -24,9 +24,8 @@ use super::conn::{Body, Identity};
 use super::submit::{publish_request, record_refused};
 use super::Shard;
 use crate::metrics::{tags, MetricId};
-use crate::protocol::batch::{decode_batch, BatchError};
+use crate::protocol::batch::BatchError;
 use crate::protocol::http as routing;
-use crate::protocol::json::decode_json_batch;
 use crate::protocol::pb::Code;
 use crate::protocol::reply::{unix_now_secs, Reply};
 use crate::protocol::Wire;
@@ -88,12 +87,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
             return response;
         }
     };
-    let pattern = &shard.config.topic_pattern;
-    let decoded = match wire {
-        Wire::Proto => decode_batch(body, pattern),
-        Wire::Json => decode_json_batch(&body, pattern),
-    };
-    let decoded = match decoded {
+    let decoded = match wire.decode(body, &shard.config.topic_pattern) {
         Ok(decoded) => decoded,
         Err(error @ BatchError::InvalidType { .. }) => {
             record_refused(shard, group, shard.tags.serde);

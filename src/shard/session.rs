@@ -44,8 +44,6 @@ use super::Shard;
 use crate::config::AckMode;
 use crate::dedup::{Dedup, Fingerprint, Verdict};
 use crate::metrics::{tags, MetricId, Tag};
-use crate::protocol::batch::decode_batch;
-use crate::protocol::json::decode_json_batch;
 use crate::protocol::reply::Reply;
 use crate::protocol::websocket::{FrameError, FrameReader, Incoming};
 use crate::protocol::Wire;
@@ -310,12 +308,7 @@ impl Reader {
         let shard = &*self.shard;
         let received_at = Instant::now();
         let conn = self.conn;
-        let pattern = &shard.config.topic_pattern;
-        let decoded = match wire {
-            Wire::Proto => decode_batch(frame, pattern),
-            Wire::Json => decode_json_batch(&frame, pattern),
-        };
-        let decoded = match decoded {
+        let decoded = match wire.decode(frame, &shard.config.topic_pattern) {
             Ok(decoded) => decoded,
             Err(error) => {
                 record_refused(shard, self.group, shard.tags.serde);
