@@ -82,26 +82,10 @@ func (c *GrpcClient) SendContext(ctx context.Context, reqGUID string, events []*
 	if err != nil {
 		return reqGUID, nil, err
 	}
-	var lastErr error
-	var lastResp *Response
-	for attempt := 1; attempt <= c.opts.Retry.MaxAttempts; attempt++ {
-		if attempt > 1 {
-			wait := c.opts.Retry.wait(attempt - 1)
-			c.opts.Logger.Infof("grpc: batch %s attempt %d after %v: %v", reqGUID, attempt, wait, lastErr)
-			select {
-			case <-ctx.Done():
-				return reqGUID, lastResp, ctx.Err()
-			case <-time.After(wait):
-			}
-		}
-		resp, retry, err := c.attempt(ctx, req)
-		if err == nil || !retry {
-			return reqGUID, resp, err
-		}
-		lastResp, lastErr = resp, err
-	}
-	c.opts.Logger.Errorf("grpc: batch %s failed after %d attempts: %v", reqGUID, c.opts.Retry.MaxAttempts, lastErr)
-	return reqGUID, lastResp, lastErr
+	resp, err := c.opts.Retry.run(ctx, c.opts.Logger, "grpc", reqGUID, func() (*Response, bool, error) {
+		return c.attempt(ctx, req)
+	})
+	return reqGUID, resp, err
 }
 
 func (c *GrpcClient) attempt(ctx context.Context, req *pb.SendEventRequest) (*Response, bool, error) {

@@ -1,6 +1,7 @@
 package raccoon
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -25,6 +26,33 @@ func (r Retry) withDefaults() Retry {
 		r.MaxDelay = 10 * r.Delay
 	}
 	return r
+}
+
+// run calls attempt until it succeeds or fails in a way not worth retrying, at most
+// MaxAttempts times, pausing between attempts; the caller sends the same request (same
+// req_guid) each time. It returns the last reply and error, or the context's error (with the
+// last reply) if ctx ends during a pause. name ("rest", "grpc") prefixes the log lines.
+func (r Retry) run(ctx context.Context, logger Logger, name, reqGUID string, attempt func() (*Response, bool, error)) (*Response, error) {
+	var lastErr error
+	var lastResp *Response
+	for n := 1; n <= r.MaxAttempts; n++ {
+		if n > 1 {
+			wait := r.wait(n - 1)
+			logger.Infof("%s: batch %s attempt %d after %v: %v", name, reqGUID, n, wait, lastErr)
+			select {
+			case <-ctx.Done():
+				return lastResp, ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		resp, retry, err := attempt()
+		if err == nil || !retry {
+			return resp, err
+		}
+		lastResp, lastErr = resp, err
+	}
+	logger.Errorf("%s: batch %s failed after %d attempts: %v", name, reqGUID, r.MaxAttempts, lastErr)
+	return lastResp, lastErr
 }
 
 // wait returns the pause after the given failed attempt (1-based).
