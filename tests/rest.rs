@@ -286,6 +286,10 @@ fn cors_headers_and_preflights() {
     let ping =
         server.http("GET /ping HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:8080\r\nConnection: close\r\n\r\n");
     assert!(ping.to_ascii_lowercase().contains("access-control-allow-origin: http://localhost:8080"), "{ping}");
+    let (upgrade, mut ws) = upgrade_by_hand(server.addr, &[("Origin", "http://localhost:3000")], &[], &[]);
+    assert!(upgrade.starts_with("HTTP/1.1 101 "), "{upgrade}");
+    assert!(upgrade.to_ascii_lowercase().contains("access-control-allow-origin: http://localhost:3000"), "{upgrade}");
+    ws.close();
 
     let plain = TestServer::start(shared_kafka(), &[]);
     let answer = post(&plain, Some("application/proto"), &[("Origin", "http://localhost:3000")], &body);

@@ -495,3 +495,40 @@ fn an_empty_type_routes_to_the_pattern_without_it() {
     assert_success(&client.reply(), "e-1");
     assert_topics_hold(kafka, &expected_by_topic(&prefix, &[req]));
 }
+
+/// The opening handshake however it arrives: whole in one read (answered without hyper), cut
+/// into pieces (hyper reads it), or with the first batch right behind it in the same write.
+/// Each gets the same 101, its batch is answered, and its events are in Kafka.
+#[test]
+fn handshakes_whole_split_or_with_a_batch_behind_them_all_deliver() {
+    let kafka = shared_kafka();
+    let prefix = unique("handshake");
+    let pattern = format!("{prefix}-%s-log");
+    let server = TestServer::start(kafka, &[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern)]);
+    let accept = tungstenite::handshake::derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+    let header = |head: &str, name: &str| {
+        head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    };
+    let cases: [(&str, &[usize], bool); 4] =
+        [("whole", &[], false), ("split", &[20, 90], false), ("pipelined", &[], true), ("split-pipelined", &[5], true)];
+    let mut sent = Vec::new();
+    for (i, (name, cuts, pipelined)) in cases.into_iter().enumerate() {
+        let req = batch(name, &prefix, &["hs"], 2);
+        let after = if pipelined { client_frame(&req) } else { Vec::new() };
+        let (head, mut client) = upgrade_by_hand(server.addr, &[("X-User-ID", &format!("hs-{i}"))], cuts, &after);
+        assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{name}: {head}");
+        assert_eq!(header(&head, "sec-websocket-accept").as_deref(), Some(accept.as_str()), "{name}: {head}");
+        assert_eq!(header(&head, "upgrade").as_deref(), Some("websocket"), "{name}: {head}");
+        assert_eq!(header(&head, "connection").as_deref(), Some("Upgrade"), "{name}: {head}");
+        if !pipelined {
+            client.send_batch(&req);
+        }
+        assert_success(&client.reply(), name);
+        client.close();
+        sent.push(req);
+    }
+    assert_topics_hold(kafka, &expected_by_topic(&prefix, &sent));
+}

@@ -1,12 +1,14 @@
 //! Sans-IO codecs: the wire contract (generated from `proto/`), batch decoding (protobuf in
 //! `batch`, JSON in `json`, with its helpers `base64` and `timestamp`), reply encoding, HTTP
-//! routing, CORS, gRPC framing and WebSocket framing. Nothing here knows about glommio, Kafka or threads; everything
-//! is a function of bytes (or `http` crate types) in, bytes out.
+//! routing, the heads of the WebSocket handshake, CORS, gRPC framing and WebSocket framing.
+//! Nothing here knows about glommio, Kafka or threads; everything is a function of bytes (or
+//! `http` crate types) in, bytes out.
 
 pub mod base64;
 pub mod batch;
 pub mod cors;
 pub mod grpc;
+pub mod handshake;
 pub mod http;
 pub mod json;
 pub mod rawproto;

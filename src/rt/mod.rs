@@ -30,9 +30,10 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncWrite};
 use hyper::rt;
 
@@ -115,17 +116,25 @@ pub struct HyperIo<T> {
     deadlines: Deadlines,
     /// Armed while a read waits under a deadline.
     timer: Option<(Instant, glommio::timer::Timer)>,
+    /// Bytes read before hyper took the stream ([`HyperIo::unread`]), given to hyper first.
+    unread: Bytes,
 }
 
 impl<T> HyperIo<T> {
     /// Wraps `io`; `activity` is the one the connection's service counts requests with.
     pub fn new(io: T, activity: Rc<Activity>, deadlines: Deadlines) -> Self {
-        HyperIo { io, activity, deadlines, timer: None }
+        HyperIo { io, activity, deadlines, timer: None, unread: Bytes::new() }
     }
 
     /// The stream, for a connection that leaves HTTP (a WebSocket upgrade).
     pub fn into_inner(self) -> T {
         self.io
+    }
+
+    /// Puts back `bytes` a read took before hyper drives this IO (a first read the connection
+    /// looked at itself): hyper's first reads return them before anything from the stream.
+    pub fn unread(&mut self, bytes: Bytes) {
+        self.unread = bytes;
     }
 
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
@@ -154,10 +163,32 @@ impl<T> HyperIo<T> {
     }
 }
 
+impl<T: AsyncRead + Unpin> HyperIo<T> {
+    /// Reads from the stream into `buf` under the connection's deadlines (see the module docs):
+    /// the read behind hyper's reads, and the one a connection makes before hyper.
+    pub fn poll_read_into(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 && self.activity.active.get() == 0 && self.activity.first_byte.get().is_none() {
+                    self.activity.first_byte.set(Some(Instant::now()));
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => self.poll_deadline(cx).map(Err),
+        }
+    }
+}
+
 impl<T: AsyncRead + Unpin> rt::Read for HyperIo<T> {
     #[allow(unsafe_code)]
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, mut buf: rt::ReadBufCursor<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         // SAFETY: the slice is only written to (zeroed, then filled by the read) before the
         // bytes it holds are reported to hyper with `advance`; nothing uninitialised is read.
         let uninit = unsafe { buf.as_mut() };
@@ -170,18 +201,10 @@ impl<T: AsyncRead + Unpin> rt::Read for HyperIo<T> {
         // SAFETY: every element was initialised just above, and `MaybeUninit<u8>` has the
         // layout of `u8`.
         let init: &mut [u8] = unsafe { &mut *(std::ptr::from_mut::<[std::mem::MaybeUninit<u8>]>(uninit) as *mut [u8]) };
-        match Pin::new(&mut this.io).poll_read(cx, init) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 && this.activity.active.get() == 0 && this.activity.first_byte.get().is_none() {
-                    this.activity.first_byte.set(Some(Instant::now()));
-                }
-                // SAFETY: the read initialised (and filled) the first `n` bytes of the cursor.
-                unsafe { buf.advance(n) };
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => this.poll_deadline(cx).map(Err),
-        }
+        let n = ready!(this.poll_read_into(cx, init))?;
+        // SAFETY: the read initialised (and filled) the first `n` bytes of the cursor.
+        unsafe { buf.advance(n) };
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -1,18 +1,26 @@
-//! One accepted TCP connection on the HTTP port, served by hyper's HTTP/1 server: `/ping` and
-//! the health endpoints, REST batches (see [`super::rest`]), and WebSocket upgrades,
-//! which leave hyper and become [sessions](super::session) on the same socket.
+//! One accepted TCP connection on the HTTP port: a WebSocket upgrade, which becomes a
+//! [`session`] on the same socket, or hyper's HTTP/1 server: `/ping` and the health
+//! endpoints, REST batches (see [`super::rest`]), and the upgrades hyper has to read.
+//!
+//! The connection's first read goes through the shard's read buffer. When it holds a whole
+//! upgrade request ([`handshake::parse_request`], routed as every request is), the 101 is written
+//! here and hyper never sees the connection: a burst of handshakes holds none of hyper's state
+//! or buffers. Whatever else the read holds is put back in front of the socket for hyper.
 //!
 //! hyper parses requests (keep-alive, pipelining, header size and count limits: 431 over them);
-//! [`crate::rt`] adapts the socket and keeps the idle and header deadlines; routing is
-//! [`crate::protocol::http::route`].
+//! [`crate::rt`] adapts the socket and keeps the idle and header deadlines (also for the first
+//! read); routing is [`crate::protocol::http::route`].
 //!
 //! Lives on: owning shard.
 
 use std::cell::Cell;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::{ready, Poll};
 
 use bytes::Bytes;
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -22,6 +30,7 @@ use hyper::body::Incoming;
 use super::{rest, session, Shard};
 use crate::config::ServerConfig;
 use crate::health::Readiness;
+use crate::protocol::handshake;
 use crate::protocol::http::{self as routing, Route};
 use crate::rt::{Activity, HyperIo};
 
@@ -60,8 +69,81 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shard.config.server.write_wait));
     let activity = Rc::new(Activity::default());
+    let mut io = HyperIo::new(stream, Rc::clone(&activity), shard.http_deadlines());
+    match first_read(&shard, &mut io).await {
+        First::Upgrade { response, identity, leftover } => {
+            let mut stream = io.into_inner();
+            if let Err(error) = stream.write_all(&response).await {
+                tracing::debug!(?peer, %error, "WebSocket handshake not sent");
+                return;
+            }
+            drop(response);
+            start_session(shard, stream, leftover, identity, peer);
+        }
+        First::Hyper(read) => {
+            io.unread(read);
+            // Boxed: hyper's connection state is allocated only for the connections that use it.
+            Box::pin(serve_hyper(shard, io, activity, peer)).await;
+        }
+        First::Closed => {}
+        First::Failed(error) => tracing::debug!(?peer, %error, "HTTP connection ended"),
+    }
+}
+
+/// What a connection's first read brought.
+enum First {
+    /// A complete WebSocket upgrade (see [`handshake`]): the 101 to send, and the bytes read
+    /// past the request.
+    Upgrade { response: Vec<u8>, identity: Identity, leftover: Bytes },
+    /// Anything else, for hyper to read again.
+    Hyper(Bytes),
+    /// The client left, or shutdown began, before it sent a byte.
+    Closed,
+    /// The read failed or timed out.
+    Failed(std::io::Error),
+}
+
+/// Reads the connection's first bytes through the shard's read buffer and answers a complete
+/// WebSocket upgrade without hyper: a burst of handshakes then holds no per-connection buffer.
+async fn first_read(shard: &Rc<Shard>, io: &mut HyperIo<TcpStream>) -> First {
+    let stop = Cell::new(false);
+    let first = shard.drive_connection(
+        io,
+        |_| stop.set(true),
+        |io, cx| {
+            if stop.get() {
+                return Poll::Ready(First::Closed);
+            }
+            let mut buffer = shard.ws_read_buffer.borrow_mut();
+            Poll::Ready(match ready!(io.poll_read_into(cx, &mut buffer[..])) {
+                Ok(0) => First::Closed,
+                Ok(n) => examine(shard, &buffer[..n]),
+                Err(error) => First::Failed(error),
+            })
+        },
+    );
+    first.await.unwrap_or(First::Closed)
+}
+
+/// Decides a first read: routed as hyper's requests are, an upgrade is answered here.
+fn examine(shard: &Shard, read: &[u8]) -> First {
+    let server = &shard.config.server;
+    if let Some(head) = handshake::parse_request(read, server.http_max_headers, server.http_max_header_bytes) {
+        if let Route::Upgrade { accept_key } =
+            routing::route(&head.method, &head.path, &head.headers, server.check_origin)
+        {
+            let (response, identity) = upgrade_response(shard, &head.headers, &accept_key);
+            let mut bytes = Vec::with_capacity(192);
+            handshake::encode_response(response.status(), response.headers(), &mut bytes);
+            return First::Upgrade { response: bytes, identity, leftover: Bytes::copy_from_slice(&read[head.len..]) };
+        }
+    }
+    First::Hyper(Bytes::copy_from_slice(read))
+}
+
+/// The connection as hyper serves it: everything but the upgrades [`first_read`] answered.
+async fn serve_hyper(shard: Rc<Shard>, io: HyperIo<TcpStream>, activity: Rc<Activity>, peer: Option<SocketAddr>) {
     let upgrade: Rc<Cell<Option<Identity>>> = Rc::default();
-    let io = HyperIo::new(stream, Rc::clone(&activity), shard.http_deadlines());
     let service = {
         let (shard, upgrade) = (Rc::clone(&shard), Rc::clone(&upgrade));
         hyper::service::service_fn(move |request| {
@@ -95,12 +177,16 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     let parts = connection.into_parts();
     let Some(identity) = upgrade.take() else { return };
-    // Only the socket and the bytes read past the request go on, into a task of their own:
-    // this task, hyper's state, the service and its buffers end here, not held for the life of
-    // the WebSocket. The session copies the leftover bytes; hyper's buffer goes with `parts`.
-    let stream = parts.io.into_inner();
+    // Only the socket and the bytes read past the request go on: hyper's state, the service
+    // and its buffers end here, not held for the life of the WebSocket. The session copies the
+    // leftover bytes; hyper's buffer goes with `parts`.
+    start_session(shard, parts.io.into_inner(), parts.read_buf, identity, peer);
+}
+
+/// Hands an upgraded socket to a [session](session::start), in a task of its own.
+fn start_session(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identity: Identity, peer: Option<SocketAddr>) {
     let span = tracing::debug_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
-    session::start(shard, stream, parts.read_buf, identity, span);
+    session::start(shard, stream, leftover, identity, span);
 }
 
 async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Request<Incoming>) -> Response<Body> {
@@ -130,9 +216,9 @@ async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Re
             response
         }
         Route::Upgrade { accept_key } => {
-            let (user, group) = Identity::from_headers(server, request.headers());
-            upgrade.set(Some(Identity { user: user.unwrap_or_default(), group }));
-            switching_protocols(&accept_key)
+            let (response, identity) = upgrade_response(shard, request.headers(), &accept_key);
+            upgrade.set(Some(identity));
+            return response;
         }
         Route::Rest => rest::handle(shard, request).await,
     };
@@ -140,6 +226,17 @@ async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Re
         cors.decorate(&headers, response.headers_mut());
     }
     finish(shard, response)
+}
+
+/// The 101 that accepts a WebSocket upgrade (CORS headers added, as on every response), and
+/// who the connection belongs to.
+fn upgrade_response(shard: &Shard, headers: &HeaderMap, accept_key: &str) -> (Response<Body>, Identity) {
+    let (user, group) = Identity::from_headers(&shard.config.server, headers);
+    let mut response = switching_protocols(accept_key);
+    if let Some(cors) = &shard.cors {
+        cors.decorate(headers, response.headers_mut());
+    }
+    (finish(shard, response), Identity { user: user.unwrap_or_default(), group })
 }
 
 /// While the server drains, every response closes its connection.

@@ -343,6 +343,62 @@ impl Client {
     }
 }
 
+/// Reads an HTTP response head (up to and including its blank line) byte by byte, so that
+/// nothing after it is consumed. Panics if the connection closes first.
+pub fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "connection closed during the upgrade: {head:?}");
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A WebSocket upgrade written by hand: the request (with `headers`) is sent in pieces cut at
+/// the byte offsets `cuts`, 50 ms apart, and `after` (a client's frames) goes out in the same
+/// write as the request's last piece. Returns the response head and the connection as a client.
+pub fn upgrade_by_hand(addr: SocketAddr, headers: &[(&str, &str)], cuts: &[usize], after: &[u8]) -> (String, Client) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    let end = bytes.len();
+    bytes.extend_from_slice(after);
+    let mut from = 0;
+    for &cut in cuts.iter().filter(|&&c| c > 0 && c < end) {
+        stream.write_all(&bytes[from..cut]).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        from = cut;
+    }
+    stream.write_all(&bytes[from..]).unwrap();
+    let head = read_head(&mut stream);
+    stream.set_read_timeout(Some(REPLY_LIMIT)).unwrap();
+    let ws = WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Client, None);
+    (head, Client { ws })
+}
+
+/// `message` as a client sends it: one final frame, masked.
+pub fn client_frame(message: &pb::SendEventRequest) -> Vec<u8> {
+    let mut frame = tungstenite::protocol::frame::Frame::message(
+        message.encode_to_vec(),
+        tungstenite::protocol::frame::coding::OpCode::Data(tungstenite::protocol::frame::coding::Data::Binary),
+        true,
+    );
+    frame.header_mut().mask = Some([0x37, 0xfa, 0x21, 0x3d]);
+    let mut out = Vec::new();
+    frame.format(&mut out).unwrap();
+    out
+}
+
 /// A batch whose payloads are unique per `(tag, index)` and include non-UTF-8 bytes.
 pub fn batch(req_guid: &str, tag: &str, types: &[&str], events: usize) -> pb::SendEventRequest {
     pb::SendEventRequest {
