@@ -16,9 +16,12 @@
 //! * The identifiers are a `papaya::HashSet`: inserts and removals are atomic operations on the
 //!   shared table, with no lock to wait for except in the rare moment the table grows (papaya
 //!   resizes incrementally: a writer copies a small chunk of the old table and goes on, and only
-//!   waits if it needs an entry another thread is copying that instant). The table is presized
-//!   for up to [`PRESIZED_IDENTIFIERS`] identifiers so that growth is rare. The keys are the full
-//!   strings, hashed with std's seeded SipHash, because clients choose them.
+//!   waits if it needs an entry another thread is copying that instant). The table starts with
+//!   room for [`PRESIZED_IDENTIFIERS`] identifiers and doubles as connections arrive: 30,000
+//!   connections grow it five times. It used to be presized for 65,536 (about 590 KB of slots):
+//!   random inserts touched most of its pages, so 1,000 connections paid half a KiB each for it
+//!   (perf-results/2026-12-01-issue14.md). The keys are the full strings, hashed with std's
+//!   seeded SipHash, because clients choose them.
 //! * Rejected: giving each identifier an owner shard (by hash) and asking it by message. A
 //!   connect would wait for a round trip through another shard's inbox, behind its acks, and a
 //!   release would be a message too, so an immediate reconnect could be judged before its
@@ -33,9 +36,9 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-/// The identifier table is presized for at most this many entries (about 2 MiB of slots);
-/// beyond, it grows as connections arrive.
-pub(crate) const PRESIZED_IDENTIFIERS: usize = 1 << 16;
+/// The identifier table starts with room for this many entries (about 9 KB of slots); beyond,
+/// it grows as connections arrive.
+pub(crate) const PRESIZED_IDENTIFIERS: usize = 1 << 10;
 
 /// Who a connection belongs to: Raccoon's `Identifier{ID, Group}`, printed `[group] id`.
 ///
