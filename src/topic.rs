@@ -109,8 +109,12 @@ impl TopicPattern {
         out.clear();
         out.push_str(&self.prefix);
         if let Some(suffix) = &self.suffix {
-            // check_type admitted only ASCII bytes; a lossy conversion cannot alter them.
-            out.push_str(&String::from_utf8_lossy(event_type));
+            // check_type admitted only ASCII bytes, so the checked conversion (fast for ASCII)
+            // succeeds; the lossy one is there only so that a bug cannot panic.
+            match std::str::from_utf8(event_type) {
+                Ok(text) => out.push_str(text),
+                Err(_) => out.push_str(&String::from_utf8_lossy(event_type)),
+            }
             out.push_str(suffix);
         }
         out.as_str()

@@ -3,7 +3,8 @@
 //! blocking); delivery outcomes travel back to the owning shard's inbox as
 //! [`Ack`](crate::types::Ack)s.
 //!
-//! * `producer.rs`, `delivery.rs`: the Kafka publisher.
+//! * `producer.rs`, `delivery.rs`: the Kafka publisher; `native.rs`: librdkafka's batch produce
+//!   call, which rust-rdkafka does not wrap.
 //! * `log.rs`: the log publisher (`PUBLISHER_TYPE=log`), which logs each event instead and needs
 //!   no broker; [`crate::protocol::rawproto`] renders its protobuf payloads. Shards cannot tell the two apart:
 //!   both serve [`PublishQueues`] and answer through the same inboxes.
@@ -19,6 +20,7 @@
 
 mod delivery;
 mod log;
+mod native;
 mod producer;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 
 use super::delivery::{DeliveryContext, InFlight};
+use super::native::{TopicBatch, TopicHandles};
 use super::with_metrics;
 use crate::metrics::{tags, MetricId, MetricsFactory, Tag};
 use crate::topic::TopicPattern;
@@ -35,12 +36,6 @@ pub(super) struct Worker {
     pub(super) metrics: MetricsFactory,
     /// This publisher's poll thread, started with it (see [`Poller::start`]).
     pub(super) poller: Poller,
-}
-
-/// Milliseconds since the Unix epoch, as Kafka record timestamps count them.
-fn unix_millis() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The thread that serves librdkafka's events for one producer.
@@ -76,7 +71,10 @@ impl Poller {
 impl Worker {
     pub(super) fn run(self, queue: Receiver<Batch>) {
         let mut topic = String::with_capacity(64);
-        super::serve_queue(self.index, &self.metrics, &queue, |batch, worker| self.publish(batch, &mut topic, worker));
+        let mut handles = TopicHandles::default();
+        super::serve_queue(self.index, &self.metrics, &queue, |batch, worker| {
+            self.publish(batch, &mut topic, &mut handles, worker);
+        });
         // Every shard is gone; give librdkafka a bounded time to deliver what it holds.
         if let Err(error) = self.producer.flush(self.flush_timeout) {
             tracing::error!(
@@ -88,41 +86,54 @@ impl Worker {
         } else {
             tracing::info!(publisher = self.index, "publisher flushed and stopped");
         }
+        // Topic handles go before the producer they belong to.
+        drop(handles);
         self.poller.stop();
         with_metrics(|m| m.flush(Instant::now()));
     }
 
-    /// Hands every event of `batch` to librdkafka. Hot path: no allocation per event (the
-    /// topic is rendered into `topic`, payloads are borrowed; librdkafka copies them).
+    /// Hands every event of `batch` to librdkafka, one batch-produce call per topic (see
+    /// [`super::native`]). Hot path: no allocation per event (the topic is rendered into `topic`
+    /// and its handle kept, payloads are borrowed; librdkafka copies them).
     ///
-    /// Every record of a batch carries the same timestamp (CreateTime), read once here: left
-    /// unset, librdkafka reads the wall clock for each message, which was 1-4% of the server's
-    /// CPU in the first profile (perf-results/2026-12-01-report).
-    fn publish(&self, batch: Batch, topic: &mut String, worker_tag: Tag) {
+    /// The records of one call carry one timestamp (CreateTime), read once by librdkafka: one
+    /// clock read per batch and topic rather than per message, which was 1-4% of the server's CPU
+    /// in the first profile (perf-results/2026-12-01-report).
+    fn publish(&self, batch: Batch, topic: &mut String, handles: &mut TopicHandles, worker_tag: Tag) {
         let dequeued = Instant::now();
         let idle = dequeued.duration_since(batch.received_at);
-        let timestamp = unix_millis();
         let (in_flight, events) = InFlight::new(batch);
+        handles.start_batch();
+        // The batch's topics, in the order their first event came; a batch has few.
+        let mut groups: Vec<TopicBatch<'_>> = Vec::new();
         for event in &events {
-            let topic = self.pattern.render_into(&event.event_type, topic);
-            let mut record = BaseRecord::<(), [u8], Arc<InFlight>>::with_opaque_to(topic, Arc::clone(&in_flight))
-                .payload(&event.payload[..])
-                .timestamp(timestamp);
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
-                        if !self.abandon.load(Ordering::Acquire) =>
-                    {
-                        record = returned;
-                        std::thread::sleep(QUEUE_FULL_BACKOFF);
-                    }
-                    Err((error, returned)) => {
-                        drop(returned);
-                        self.refused(&in_flight, topic, &error);
-                        break;
-                    }
+            let name = self.pattern.render_into(&event.event_type, topic);
+            match handles.get(&self.producer, name) {
+                Ok(handle) => {
+                    let index = match groups.iter().position(|g| g.topic == handle) {
+                        Some(index) => index,
+                        None => {
+                            groups.push(TopicBatch::new(handle));
+                            groups.len() - 1
+                        }
+                    };
+                    groups[index].push(&event.payload, Arc::clone(&in_flight));
                 }
+                Err(code) => self.refused(&in_flight, name, &KafkaError::MessageProduction(code)),
+            }
+        }
+        for mut group in groups {
+            let topic = group.topic;
+            // The name is looked up only for a refusal, which is rare.
+            let refused = |opaque: Arc<InFlight>, code| {
+                self.refused(&opaque, &topic.name(), &KafkaError::MessageProduction(code))
+            };
+            while group.produce(refused) {
+                if self.abandon.load(Ordering::Acquire) {
+                    group.refuse_all(RDKafkaErrorCode::QueueFull, refused);
+                    break;
+                }
+                std::thread::sleep(QUEUE_FULL_BACKOFF);
             }
         }
         let taken = dequeued.elapsed();
