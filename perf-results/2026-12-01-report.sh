@@ -7,7 +7,7 @@
 #
 # Phases: machine warmbroker ceiling-before ack1 open profile ack0 restgrpc idle c10k ceiling-after
 # (the default list), and linger0 (librdkafka linger.ms=0), idlebuf (idle with smaller
-# WebSocket buffers), idlebase and peak (this binary against BASE_SRV), lingersweep, scaling and inflight, which are
+# WebSocket buffers), idlebase, peak and alternate (this binary against BASE_SRV; ROUNDS), lingersweep, scaling and inflight, which are
 # not in the default list. SRV and CLI name the binaries (default target/release/).
 # Environment: OUT (JSON folder), WARM (s, default 2), DUR (s, default 6), DEADLINE (epoch s: past it, server phases
 # are skipped, ceiling-after still runs), PEAK (open loop: events/s the fractions are of), QUICK=1 (one tiny cell per phase, for trying the script).
@@ -246,6 +246,24 @@ phase_peak() {
   for b in 20 100; do load "peak-base-ack1-c100-b$b-e100-k8" -a "127.0.0.1:$WSPORT" -c 100 -k 8 --batch $b --event-bytes 100; done
   server_stop; SRV=$save
 }
+phase_alternate() {
+  # ROUNDS (default 5) rounds of the peak cells (EVENT_ACK=1, 100 connections, 8 in flight, batches
+  # of 20 and 100, 100 B), this binary then BASE_SRV in each round, a fresh server per cell: slow
+  # drifts of the shared machine fall on both alike. JSONs alt<round>[-base]-*.json.
+  [ -n "$BASE_SRV" ] || { log "alternate needs BASE_SRV"; return 0; }
+  local r b save=$SRV
+  for r in $(seq 1 "${ROUNDS:-5}"); do
+    for b in 20 100; do
+      SRV=$save; server_start 1 "alt$r-b$b"
+      load "alt$r-ack1-c100-b$b-e100-k8" -a "127.0.0.1:$WSPORT" -c 100 -k 8 --batch $b --event-bytes 100
+      server_stop
+      SRV=$BASE_SRV; server_start 1 "alt$r-base-b$b"
+      load "alt$r-base-ack1-c100-b$b-e100-k8" -a "127.0.0.1:$WSPORT" -c 100 -k 8 --batch $b --event-bytes 100
+      server_stop
+    done
+  done
+  SRV=$save
+}
 phase_lingersweep() {
   # librdkafka linger.ms 0, 1, 2, 5 (the default): per value the ceiling with the same setting,
   # the closed-loop peak (100 connections, batch 20, 100 B, 8 in flight, EVENT_ACK=1) and open
@@ -345,6 +363,7 @@ for p in $PHASES; do
     idle) phase_idle ;;
     idlebase) phase_idlebase ;;
     peak) phase_peak ;;
+    alternate) phase_alternate ;;
     lingersweep) phase_lingersweep ;;
     scaling) phase_scaling ;;
     inflight) phase_inflight ;;

@@ -109,8 +109,9 @@ pub(super) struct TopicBatch<'a> {
 }
 
 impl<'a> TopicBatch<'a> {
-    pub(super) fn new(topic: Topic) -> Self {
-        TopicBatch { topic, messages: Vec::new(), payloads: PhantomData }
+    /// An empty batch for `topic`, with room for `capacity` messages.
+    pub(super) fn with_capacity(topic: Topic, capacity: usize) -> Self {
+        TopicBatch { topic, messages: Vec::with_capacity(capacity), payloads: PhantomData }
     }
 
     /// Adds a message: `payload` (copied by librdkafka), delivered with `opaque`.
@@ -241,7 +242,7 @@ mod tests {
         assert_eq!(topic.name(), "native-t");
         let batch = in_flight(5);
         let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 3]).collect();
-        let mut messages = TopicBatch::new(topic);
+        let mut messages = TopicBatch::with_capacity(topic, 5);
         for payload in &payloads {
             messages.push(payload, Arc::clone(&batch));
         }

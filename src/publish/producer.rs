@@ -21,6 +21,8 @@ use crate::types::Batch;
 /// room as deliveries complete; a full queue means the broker is slow or gone, and waiting here
 /// is what pushes back on the shards.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
+/// Most event types a batch remembers the topic of.
+const TYPES_REMEMBERED: usize = 8;
 /// Longest a poll waits for librdkafka events; also how often the poll thread looks up.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 
@@ -104,24 +106,54 @@ impl Worker {
         let idle = dequeued.duration_since(batch.received_at);
         let (in_flight, events) = InFlight::new(batch);
         handles.start_batch();
-        // The batch's topics, in the order their first event came; a batch has few.
+        // The batch's topics, in the order their first event came, and the types seen so far
+        // with their topic's group: a batch has few, and an event of a type seen already costs
+        // one comparison per type (at most TYPES_REMEMBERED) instead of a render and a lookup.
         let mut groups: Vec<TopicBatch<'_>> = Vec::new();
-        for event in &events {
-            let name = self.pattern.render_into(&event.event_type, topic);
-            match handles.get(&self.producer, name) {
-                Ok(handle) => {
+        let mut types: Vec<(&[u8], usize)> = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            let seen = types.iter().find(|(t, _)| *t == &event.event_type[..]).map(|&(_, group)| group);
+            let index = match seen {
+                Some(index) => index,
+                None => {
+                    let name = self.pattern.render_into(&event.event_type, topic);
+                    let handle = match handles.get(&self.producer, name) {
+                        Ok(handle) => handle,
+                        Err(code) => {
+                            self.refused(&in_flight, name, &KafkaError::MessageProduction(code));
+                            continue;
+                        }
+                    };
+                    // Linear: a batch of n topics costs n^2 / 2 pointer comparisons, less than
+                    // librdkafka's own lookup by name cost per event before.
                     let index = match groups.iter().position(|g| g.topic == handle) {
                         Some(index) => index,
                         None => {
-                            groups.push(TopicBatch::new(handle));
+                            // At most the rest of the batch goes to this topic.
+                            groups.push(TopicBatch::with_capacity(handle, events.len() - i));
                             groups.len() - 1
                         }
                     };
-                    groups[index].push(&event.payload, Arc::clone(&in_flight));
+                    if types.len() < TYPES_REMEMBERED {
+                        types.push((&event.event_type, index));
+                    }
+                    index
                 }
-                Err(code) => self.refused(&in_flight, name, &KafkaError::MessageProduction(code)),
-            }
+            };
+            groups[index].push(&event.payload, Arc::clone(&in_flight));
         }
+        self.produce_all(groups);
+        let taken = dequeued.elapsed();
+        with_metrics(|m| {
+            m.record(MetricId::BatchIdle, tags([worker_tag]), idle);
+            m.record(MetricId::ProduceBulk, tags([]), taken);
+            m.record(MetricId::WorkerProcessing, tags([worker_tag]), taken / events.len().max(1) as u32);
+        });
+    }
+
+    /// Hands every gathered group to librdkafka, waiting (and offering again) while its queue
+    /// is full, until shutdown gives up on it.
+    fn produce_all(&self, groups: Vec<TopicBatch<'_>>) {
         for mut group in groups {
             let topic = group.topic;
             // The name is looked up only for a refusal, which is rare.
@@ -136,12 +168,6 @@ impl Worker {
                 std::thread::sleep(QUEUE_FULL_BACKOFF);
             }
         }
-        let taken = dequeued.elapsed();
-        with_metrics(|m| {
-            m.record(MetricId::BatchIdle, tags([worker_tag]), idle);
-            m.record(MetricId::ProduceBulk, tags([]), taken);
-            m.record(MetricId::WorkerProcessing, tags([worker_tag]), taken / events.len().max(1) as u32);
-        });
     }
 
     /// An event librdkafka refused outright: it counts as settled and failed.
