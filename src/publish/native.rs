@@ -2,11 +2,12 @@
 //! that go to one topic are handed over in one `rd_kafka_produce_batch`.
 //!
 //! `BaseProducer::send`, one call per message (what `raccoon-cli ceiling`'s bare producer does),
-//! allocates a C string of the topic name, and librdkafka then looks the topic up by name under
-//! the client's lock and reads the monotonic and the wall clock, all for each message; the clock
-//! read alone was 3.2% of all samples in the last profile (perf-results/2026-12-01-issue14.md,
-//! section 3). `rd_kafka_produce_batch` takes an array of messages for one topic handle: one
-//! clock read of each kind and one topic lock per call. Payloads are copied by librdkafka
+//! allocates a C string of the topic name, and librdkafka then parses its argument list, looks
+//! the topic up by name (a scan of the client's topic list, under the client's write lock), takes
+//! and drops a reference to it and reads the monotonic clock, all for each message. `rd_kafka_produce_batch` takes an array of messages for
+//! one topic handle: one clock read (monotonic and wall) and one topic lock per call. (librdkafka's
+//! sticky partitioner still reads the monotonic clock once per message, to know when to move on
+//! to another partition; that read is librdkafka's own and stays.) Payloads are copied by librdkafka
 //! (`RD_KAFKA_MSG_F_COPY`), as `send` has them copied; each message's partition is chosen by the
 //! configured partitioner, as with `send`. The delivery opaque is an `Arc<InFlight>` in the
 //! form rust-rdkafka's delivery callback takes back (`IntoOpaque` for `Arc`), so delivery
