@@ -7,7 +7,7 @@
 #
 # Phases: machine warmbroker ceiling-before ack1 open profile ack0 restgrpc idle c10k ceiling-after
 # (the default list), and linger0 (librdkafka linger.ms=0), idlebuf (idle with smaller
-# WebSocket buffers), idlebase, peak and alternate (this binary against BASE_SRV; ROUNDS), lingersweep, scaling and inflight, which are
+# WebSocket buffers), idlebase, peak, alternate and alternateopen (this binary against BASE_SRV; ROUNDS, RATE), lingersweep, scaling and inflight, which are
 # not in the default list. SRV and CLI name the binaries (default target/release/).
 # Environment: OUT (JSON folder), WARM (s, default 2), DUR (s, default 6), DEADLINE (epoch s: past it, server phases
 # are skipped, ceiling-after still runs), PEAK (open loop: events/s the fractions are of), QUICK=1 (one tiny cell per phase, for trying the script).
@@ -264,6 +264,22 @@ phase_alternate() {
   done
   SRV=$save
 }
+phase_alternateopen() {
+  # ROUNDS (default 3) rounds of open loop at RATE events/s (default 240000; EVENT_ACK=1, 100
+  # connections, batches of 20, 100 B), this binary then BASE_SRV in each round, a fresh server
+  # per cell: the latency at one rate, interleaved. JSONs altopen<round>[-base]-*.json.
+  [ -n "$BASE_SRV" ] || { log "alternateopen needs BASE_SRV"; return 0; }
+  local r rate=${RATE:-240000} save=$SRV
+  for r in $(seq 1 "${ROUNDS:-3}"); do
+    SRV=$save; server_start 1 "altopen$r"
+    load "altopen$r-ack1-c100-b20-e100-r$rate" -a "127.0.0.1:$WSPORT" -c 100 --rate "$rate" --batch 20 --event-bytes 100
+    server_stop
+    SRV=$BASE_SRV; server_start 1 "altopen$r-base"
+    load "altopen$r-base-ack1-c100-b20-e100-r$rate" -a "127.0.0.1:$WSPORT" -c 100 --rate "$rate" --batch 20 --event-bytes 100
+    server_stop
+  done
+  SRV=$save
+}
 phase_lingersweep() {
   # librdkafka linger.ms 0, 1, 2, 5 (the default): per value the ceiling with the same setting,
   # the closed-loop peak (100 connections, batch 20, 100 B, 8 in flight, EVENT_ACK=1) and open
@@ -364,6 +380,7 @@ for p in $PHASES; do
     idlebase) phase_idlebase ;;
     peak) phase_peak ;;
     alternate) phase_alternate ;;
+    alternateopen) phase_alternateopen ;;
     lingersweep) phase_lingersweep ;;
     scaling) phase_scaling ;;
     inflight) phase_inflight ;;
