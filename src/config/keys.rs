@@ -110,6 +110,8 @@ keys! {
         "CPUs for the shards, e.g. `0-3,6`. Empty means every CPU this process may run on (its affinity mask).";
     "SERVER_IO_MEMORY_BYTES" = "524288", New,
         "glommio io_memory per shard (locked memory). glommio needs RLIMIT_MEMLOCK of at least 512 KiB per shard plus this when not root.";
+    "SERVER_SPIN_BEFORE_PARK_US" = "0", New,
+        "How long an idle shard polls for work before it sleeps, in microseconds. 0 sleeps at once. Spinning saves the wake-up and the barrier each sleep costs, and burns its CPU while idle: for hosts where the shards have their cores to themselves.";
     "WORKER_BUFFER_CHANNEL_SIZE" = "100", RaccoonChanged,
         "Capacity, in batches, of each publisher thread's queue (Raccoon: of its one shared channel). When full, shards stop reading from the connections that feed it.";
     "WORKER_BUFFER_FLUSH_TIMEOUT_MS" = "5000", Raccoon,

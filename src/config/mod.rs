@@ -167,6 +167,8 @@ pub struct ServerConfig {
     pub shard_cpus: Vec<usize>,
     /// glommio io_memory per shard.
     pub io_memory_bytes: usize,
+    /// How long an idle shard polls before it sleeps (`None`: sleeps at once).
+    pub spin_before_park: Option<Duration>,
     /// Shutdown: wait for in-flight acks this long.
     pub drain_timeout: Duration,
     /// gRPC port (0: any free port).
@@ -473,6 +475,10 @@ impl Config {
             dedup_window,
             shard_cpus,
             io_memory_bytes: raw.int::<usize>("SERVER_IO_MEMORY_BYTES", 64 << 10, 1 << 30)?,
+            spin_before_park: match raw.int::<u64>("SERVER_SPIN_BEFORE_PARK_US", 0, 1_000_000)? {
+                0 => None,
+                micros => Some(Duration::from_micros(micros)),
+            },
             drain_timeout: raw.millis("WORKER_BUFFER_FLUSH_TIMEOUT_MS")?,
             grpc_port: raw.int::<u16>("SERVER_GRPC_PORT", 0, u16::MAX)?,
             grpc_max_message_bytes: raw.int::<usize>("SERVER_GRPC_MAX_MESSAGE_BYTES", 1024, 1 << 30)?,

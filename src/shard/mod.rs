@@ -481,9 +481,13 @@ pub fn start(
         let queues = queues.clone();
         let (factory, health, registry) = (metrics.clone(), Arc::clone(health), Arc::clone(&registry));
         let ready = ReadyGuard { id, tx: Some(ready_tx) };
-        let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("raccoon-shard-{index}"))
-            .io_memory(config.server.io_memory_bytes)
+            .io_memory(config.server.io_memory_bytes);
+        if let Some(spin) = config.server.spin_before_park {
+            builder = builder.spin_before_park(spin);
+        }
+        let join = builder
             .spawn(move || async move {
                 let shard = Rc::new(Shard::new(id, config, queues, factory.local(), health, registry));
                 run(shard, listener, inbox, ready).await
