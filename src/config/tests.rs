@@ -187,6 +187,15 @@ fn dedup_is_off_by_default_and_its_window_is_validated() {
 }
 
 #[test]
+fn shards_sleep_at_once_unless_told_to_spin() {
+    assert_eq!(Config::build(&sources(&[])).unwrap().server.spin_before_park, None);
+    let spin = Config::build(&sources(&[("SERVER_SPIN_BEFORE_PARK_US", "50")])).unwrap();
+    assert_eq!(spin.server.spin_before_park, Some(Duration::from_micros(50)));
+    let text = err_text(&sources(&[("SERVER_SPIN_BEFORE_PARK_US", "2000000")]));
+    assert!(text.contains("SERVER_SPIN_BEFORE_PARK_US"), "{text}");
+}
+
+#[test]
 fn cors_is_off_by_default_and_its_keys_are_then_ignored() {
     assert_eq!(Config::build(&sources(&[])).unwrap().server.cors, None);
     let off = sources(&[("SERVER_CORS_ALLOWED_ORIGIN", "not an origin"), ("SERVER_CORS_ALLOWED_METHODS", "")]);
