@@ -138,6 +138,8 @@ impl<'a> TopicBatch<'a> {
         if self.messages.is_empty() {
             return false;
         }
+        // Beyond i32::MAX messages (not a batch this server accepts), the rest wait for the
+        // next call as if the queue were full.
         let count = i32::try_from(self.messages.len()).unwrap_or(i32::MAX);
         // SAFETY: the topic handle is valid (see `Topic`); `messages` holds `count` initialised
         // messages whose payloads outlive this call (`'a`), and librdkafka copies them
@@ -155,7 +157,7 @@ impl<'a> TopicBatch<'a> {
         let mut kept = 0;
         let mut full = false;
         for i in 0..self.messages.len() {
-            let err = self.messages[i].err;
+            let err = if i < count as usize { self.messages[i].err } else { queue_full };
             if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                 // librdkafka owns the opaque now; its delivery report gives it back.
                 continue;
