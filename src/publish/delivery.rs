@@ -86,10 +86,6 @@ impl InFlight {
     }
 }
 
-/// rdkafka context of one publisher: routes finished batches to shard inboxes and forwards
-/// librdkafka's logs to `tracing`.
-///
-/// Crosses threads (Send + Sync).
 /// The tags [`DeliveryContext::count_event`] gave the last event it counted on this thread.
 struct LastTags {
     topic: Box<str>,
@@ -101,6 +97,10 @@ thread_local! {
     static LAST_TAGS: std::cell::RefCell<Option<LastTags>> = const { std::cell::RefCell::new(None) };
 }
 
+/// rdkafka context of one publisher: routes finished batches to shard inboxes and forwards
+/// librdkafka's logs to `tracing`.
+///
+/// Crosses threads (Send + Sync).
 pub(crate) struct DeliveryContext {
     inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
     pattern: TopicPattern,
