@@ -149,7 +149,7 @@ impl Writer {
                         Some(code) => encode_close(code, "", &mut out),
                         None => encode(OpCode::Control(Control::Close), &[], &mut out),
                     }
-                    return Box::pin(self.end_with(out)).await;
+                    return Box::pin(self.shared.socket.write_last(&out)).await;
                 }
                 Outbound::ReaderDone(end) => {
                     // The client is gone or silent: nothing more can reach it.
@@ -212,14 +212,7 @@ impl Writer {
         self.shared.admission.release();
         let mut out = Vec::new();
         encode_close(*code, reason, &mut out);
-        self.end_with(out).await;
-    }
-
-    /// Writes `last` (a close frame) and ends the server's side of the connection.
-    async fn end_with(&self, last: Vec<u8>) {
-        if self.shared.socket.write_all(&last).await.is_ok() {
-            let _ = self.shared.socket.shutdown().await;
-        }
+        self.shared.socket.write_last(&out).await;
     }
 
     /// The next queued message, if one is queued now. glommio's receiver has no `try_recv`: its
@@ -326,7 +319,5 @@ pub(super) async fn write_refusal(socket: &WsSocket, reply: &Reply, reason: &str
     let mut out = Vec::new();
     encode_reply(reply, Wire::Proto, &mut out);
     encode_close(CloseCode::Policy, reason, &mut out);
-    if socket.write_all(&out).await.is_ok() {
-        let _ = socket.shutdown().await;
-    }
+    socket.write_last(&out).await;
 }

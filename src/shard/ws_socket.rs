@@ -60,7 +60,15 @@ impl WsSocket {
     }
 
     /// Ends the server's side of the connection (a FIN after what was written).
-    pub(super) async fn shutdown(&self) -> io::Result<()> {
+    async fn shutdown(&self) -> io::Result<()> {
         poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_close(cx)).await
+    }
+
+    /// Writes `last` (what ends the connection: a close frame, a refusal) and then ends the
+    /// server's side; a failed write leaves the socket to be dropped.
+    pub(super) async fn write_last(&self, last: &[u8]) {
+        if self.write_all(last).await.is_ok() {
+            let _ = self.shutdown().await;
+        }
     }
 }
