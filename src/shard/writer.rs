@@ -62,6 +62,8 @@ struct Gathered {
     permits: u64,
     /// When the answered batches arrived, for `event_rtt`.
     received: Vec<Instant>,
+    /// The replies' `sent_time`: the clock is read once per write, not once per reply.
+    now: Option<i64>,
     ping: bool,
     pong: bool,
 }
@@ -255,7 +257,8 @@ impl Writer {
     }
 
     fn reply(&self, gathered: &mut Gathered, reply: &Reply, wire: Wire, received: Option<Instant>) {
-        encode_reply(reply, wire, &mut gathered.out);
+        let now = *gathered.now.get_or_insert_with(unix_now_secs);
+        encode_reply(reply, wire, now, &mut gathered.out);
         gathered.permits += 1;
         gathered.received.extend(received);
     }
@@ -301,9 +304,8 @@ impl Drop for Writer {
     }
 }
 
-/// Appends a reply as a binary (protobuf) or text (JSON) frame.
-fn encode_reply(reply: &Reply, wire: Wire, out: &mut Vec<u8>) {
-    let now = unix_now_secs();
+/// Appends a reply, sent at `now` (Unix seconds), as a binary (protobuf) or text (JSON) frame.
+fn encode_reply(reply: &Reply, wire: Wire, now: i64, out: &mut Vec<u8>) {
     match wire {
         Wire::Proto => {
             let len = reply.proto_len(now);
@@ -317,7 +319,7 @@ fn encode_reply(reply: &Reply, wire: Wire, out: &mut Vec<u8>) {
 /// write within the write deadline; the caller drops the socket.
 pub(super) async fn write_refusal(socket: &WsSocket, reply: &Reply, reason: &str) {
     let mut out = Vec::new();
-    encode_reply(reply, Wire::Proto, &mut out);
+    encode_reply(reply, Wire::Proto, unix_now_secs(), &mut out);
     encode_close(CloseCode::Policy, reason, &mut out);
     socket.write_last(&out).await;
 }
