@@ -19,13 +19,13 @@ use http::{Method, StatusCode};
 /// `SERVER_HTTP_MAX_HEADERS`). A WebSocket upgrade has about ten.
 pub const MAX_HEADERS: usize = 64;
 
-/// A complete HTTP/1.1 request head.
+/// A complete HTTP/1.1 request head, borrowing its path from the bytes it was parsed from.
 #[derive(Debug)]
-pub struct RequestHead {
+pub struct RequestHead<'a> {
     /// The method.
     pub method: Method,
     /// The path of the target, without its query.
-    pub path: String,
+    pub path: &'a str,
     /// The headers, in order, repeated names kept.
     pub headers: HeaderMap,
     /// How many bytes of the input the head took; what follows belongs to the next protocol.
@@ -35,7 +35,7 @@ pub struct RequestHead {
 /// Parses the request head at the start of `bytes` when it is complete and within the limits:
 /// at most `max_headers` headers (and [`MAX_HEADERS`]) and `max_bytes` bytes of head, HTTP/1.1,
 /// an origin-form target (`/path?query`). `None` otherwise, when hyper must read the request.
-pub fn parse_request(bytes: &[u8], max_headers: usize, max_bytes: usize) -> Option<RequestHead> {
+pub fn parse_request(bytes: &[u8], max_headers: usize, max_bytes: usize) -> Option<RequestHead<'_>> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut slots[..max_headers.min(MAX_HEADERS)]);
     let len = match request.parse(bytes) {
@@ -50,7 +50,7 @@ pub fn parse_request(bytes: &[u8], max_headers: usize, max_bytes: usize) -> Opti
     if !target.starts_with('/') {
         return None;
     }
-    let path = target.split_once('?').map_or(target, |(path, _)| path).to_owned();
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
     let mut headers = HeaderMap::with_capacity(request.headers.len());
     for header in request.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
@@ -98,7 +98,7 @@ mod tests {
         let extra: Vec<_> = head.headers.get_all("x-extra").iter().collect();
         assert_eq!(extra, ["a", "b"], "repeated headers are kept in order");
         assert_eq!(
-            route(&head.method, &head.path, &head.headers, true),
+            route(&head.method, head.path, &head.headers, true),
             Route::Upgrade { accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into() }
         );
     }

@@ -130,7 +130,7 @@ fn examine(shard: &Shard, read: &[u8]) -> First {
     let server = &shard.config.server;
     if let Some(head) = handshake::parse_request(read, server.http_max_headers, server.http_max_header_bytes) {
         if let Route::Upgrade { accept_key } =
-            routing::route(&head.method, &head.path, &head.headers, server.check_origin)
+            routing::route(&head.method, head.path, &head.headers, server.check_origin)
         {
             let (response, identity) = upgrade_response(shard, &head.headers, &accept_key);
             let mut bytes = Vec::with_capacity(192);
