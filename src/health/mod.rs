@@ -2,13 +2,16 @@
 //!
 //! * `GET /ping` answers `200 pong` as Raccoon does, whatever the state.
 //! * `GET /health/live` answers `200 live` while a shard can answer at all.
-//! * `GET /health/ready` answers `200 ready` when Kafka answered the last metadata request and
+//! * `GET /health/ready` answers `200 ready` when Kafka answered the last check (which brokers are there) and
 //!   the server is not draining; otherwise `503` with the reason. A server whose publisher needs
 //!   no broker (`PUBLISHER_TYPE=log`, [`Health::without_broker`]) is ready until it drains.
 //!
-//! A checker thread asks the brokers for metadata every [`CHECK_PERIOD`] with its own
+//! A checker thread asks the cluster for its brokers every [`CHECK_PERIOD`] with its own
 //! librdkafka client, so a slow or dead broker never blocks a publisher or a shard; shards read
-//! the outcome from atomics.
+//! the outcome from atomics. The question names no topic ([`cluster`]): its answer does not grow
+//! with the cluster's topics.
+
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,9 +92,10 @@ impl Health {
     }
 
     fn check_loop(&self, client: &BaseProducer) {
+        let mut probe = cluster::ClusterProbe::new(client.client());
         while !self.stop.load(Ordering::Acquire) {
-            let reachable = match client.client().fetch_metadata(None, CHECK_TIMEOUT) {
-                Ok(metadata) => !metadata.brokers().is_empty(),
+            let reachable = match probe.brokers(CHECK_TIMEOUT) {
+                Ok(brokers) => brokers > 0,
                 Err(error) => {
                     tracing::debug!(%error, "Kafka health check failed");
                     false
