@@ -1,4 +1,4 @@
-//! `raccoon-cli idle` end to end: 50 WebSockets held against the real server.
+//! `raccoon-cli idle` end to end: WebSockets held against the real server, also after a burst.
 
 #[path = "../../rust/tests/common/mod.rs"]
 mod common;
@@ -7,7 +7,7 @@ mod run;
 use std::time::Duration;
 
 use common::*;
-use run::{cli_json, num};
+use run::{cli, cli_json, num};
 
 #[test]
 fn idle_connections_stay_alive_and_rss_per_connection_is_reported() {
@@ -49,4 +49,29 @@ fn idle_connections_stay_alive_and_rss_per_connection_is_reported() {
         cli_json(&["idle", "-a", &nobody, "-c", "3", "--hold", "0.5", "--timeout", "5"], Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(num(&report, "failed_to_open"), 3.0, "{report:#}");
+}
+
+#[test]
+fn a_burst_before_the_hold_is_answered_and_lands_in_kafka() {
+    let prefix = unique("idle-burst");
+    let pattern = format!("{prefix}-%s");
+    let server = TestServer::start(&[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern)]);
+    let (pid, http) = (server.pid().to_string(), server.addr.to_string());
+    let args = ["idle", "-a", &http, "-c", "10", "--burst", "4", "--hold", "1", "--server-pid", &pid];
+    let (out, report) = cli_json(&args, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{}", server.log());
+    assert_eq!(num(&report, "burst"), 4.0, "{report:#}");
+    assert_eq!(num(&report, "burst_batches_failed"), 0.0, "{report:#}");
+    assert_eq!(num(&report, "alive_at_end"), 10.0, "{report:#}");
+    assert!(stderr.contains("burst: 40 batch(es) of 4 per connection answered"), "{stderr}");
+    // Every event of the burst (one per batch, 100 zero bytes, type "idle") is in Kafka, once.
+    let records = consume(&format!("{prefix}-idle"), 40, Duration::from_secs(30));
+    assert_eq!(records.len(), 40, "records in Kafka");
+    assert!(records.iter().all(|r| r == &vec![0u8; 100]), "a record is not the burst's event");
+
+    // More than the flag allows is a usage error.
+    let out = cli(&["idle", "-a", &http, "-c", "1", "--burst", "1025"], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--burst 1025 is more than 1024"));
 }
