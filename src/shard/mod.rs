@@ -14,6 +14,7 @@
 mod conn;
 mod grpc;
 mod keepalive;
+mod outbound;
 mod registry;
 mod rest;
 mod session;
@@ -304,7 +305,7 @@ impl Shard {
                 if let Some(entry) = self.conns.borrow().get(&ack.token.conn) {
                     // Unbounded, but bounded by construction: at most
                     // SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES replies per connection.
-                    let _ = entry.outbound.try_send(Outbound::Delivery(ack));
+                    entry.outbound.push(Outbound::Delivery(ack));
                 } else if let Some(request) = self.requests.borrow_mut().remove(&ack.token.conn) {
                     // Capacity 1, and one ack per request: never full.
                     let _ = request.try_send(ack);
@@ -385,7 +386,7 @@ impl Shard {
         self.draining.set(true);
         self.closing.notify(usize::MAX);
         for entry in self.conns.borrow_mut().values_mut() {
-            let _ = entry.outbound.try_send(Outbound::GoingAway);
+            entry.outbound.push(Outbound::GoingAway);
             if let Some(reader) = entry.reader.take() {
                 reader.cancel();
             }

@@ -29,13 +29,13 @@ use std::time::Instant;
 use tracing::{Instrument, Span};
 
 use bytes::Bytes;
-use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::conn::Identity;
 use super::keepalive::{Keepalive, Liveness};
+use super::outbound::Queue;
 use super::registry::{Admission, RegistryError};
 use super::submit::{record_batch, record_refused, try_submit, wait_for_room, Queued, PUBLISHER_STOPPED};
 use super::writer::{write_refusal, Writer};
@@ -50,7 +50,7 @@ use crate::protocol::Wire;
 use crate::types::{Ack, AckToken, Batch, ConnId, Seq, ShardId};
 
 /// The shared sending side of a connection's [`Outbound`] queue (reader, router, drain timer).
-pub(crate) type OutboundTx = Rc<LocalSender<Outbound>>;
+pub(crate) type OutboundTx = Rc<Queue<Outbound>>;
 
 /// What the writer is asked to do.
 pub(crate) enum Outbound {
@@ -118,8 +118,7 @@ pub(super) fn start(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identi
     let mut frames = FrameReader::new(server.max_frame_bytes);
     frames.push(&leftover);
     drop(leftover);
-    let (out_tx, out_rx) = local_channel::new_unbounded();
-    let out_tx = Rc::new(out_tx);
+    let (out_tx, out_rx) = Queue::new();
     let (conn, group, admission) = match shard.register(Rc::clone(&out_tx), &identity) {
         Ok(admitted) => admitted,
         Err(refused) => {
@@ -131,7 +130,7 @@ pub(super) fn start(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identi
     span.in_scope(|| tracing::debug!(%conn, "connection open"));
     if shard.draining.get() {
         // Admitted as shutdown began, after the shard told its connections to go away.
-        let _ = out_tx.try_send(Outbound::GoingAway);
+        out_tx.push(Outbound::GoingAway);
     }
 
     let max_inflight = server.max_inflight_batches as u64;
@@ -245,7 +244,7 @@ impl Reader {
             // Raccoon counts the read that ends a connection as a failed batch read.
             let t = self.shard.tags;
             self.shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([t.failed, t.close_error, self.group]), 1);
-            let _ = self.out.try_send(Outbound::ReaderDone(end));
+            self.out.push(Outbound::ReaderDone(end));
         }
     }
 
@@ -273,7 +272,7 @@ impl Reader {
                 Incoming::Text(text) => (Wire::Json, text),
                 Incoming::Ping(payload) => {
                     if self.shared.ping.replace(Some(payload)).is_none() {
-                        let _ = self.out.try_send(Outbound::Pong);
+                        self.out.push(Outbound::Pong);
                     }
                     continue;
                 }
@@ -298,7 +297,7 @@ impl Reader {
             // it, and the closing handshake would not wait for a reply that can never come.
             std::mem::forget(permit);
             if let Some(reply) = reply {
-                let _ = self.out.try_send(Outbound::Reply(reply, wire, received));
+                self.out.push(Outbound::Reply(reply, wire, received));
             }
         }
     }

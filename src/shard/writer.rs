@@ -14,13 +14,12 @@
 
 use std::future::Future;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use glommio::channels::local_channel::LocalReceiver;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
 use super::keepalive::{Keepalive, KeepaliveAction};
+use super::outbound::Receiver;
 use super::session::{ConnShared, Outbound, OutboundTx, ReaderEnd};
 use super::ws_socket::WsSocket;
 use super::Shard;
@@ -40,7 +39,7 @@ pub(super) struct Writer {
     pub(super) conn: ConnId,
     pub(super) shared: Rc<ConnShared>,
     pub(super) out_tx: OutboundTx,
-    pub(super) out_rx: LocalReceiver<Outbound>,
+    pub(super) out_rx: Receiver<Outbound>,
     pub(super) max_inflight: u64,
     pub(super) group: Tag,
     pub(super) keepalive: Keepalive,
@@ -48,8 +47,8 @@ pub(super) struct Writer {
 
 /// Why the writer woke up.
 enum Wake {
-    /// A message, or `None` when every sender is gone.
-    Message(Option<Outbound>),
+    /// A message (the queue never ends: the writer holds a sender itself).
+    Message(Outbound),
     /// Keep-alive's next moment ([`Keepalive::next_wake`]) came.
     Keepalive,
 }
@@ -101,7 +100,7 @@ impl Writer {
                 Some(_) => {
                     let drained = async {
                         let _ = shared.permits.acquire(self.max_inflight).await;
-                        Wake::Message(Some(Outbound::Drained))
+                        Wake::Message(Outbound::Drained)
                     };
                     // Boxed, as every closing step below: an idle connection's task does not
                     // carry the closing path's state.
@@ -110,9 +109,14 @@ impl Writer {
             };
             let mut gathered = Gathered::default();
             let message = match woke {
-                Wake::Message(None) => return,
-                Wake::Message(Some(message)) => Some(message),
-                Wake::Keepalive => None,
+                Wake::Message(message) => Some(message),
+                Wake::Keepalive => {
+                    // Keep-alive's moment came with nothing queued: the storage a burst left
+                    // in the queue goes back (an idle connection holds none; a busy one
+                    // allocates it again, once per ping interval at most).
+                    self.out_rx.release_storage();
+                    None
+                }
             };
             let control = message.and_then(|message| self.gather(message, &mut gathered, write_cap));
             // Keep-alive runs while messages flow too: one clock read per write.
@@ -198,7 +202,7 @@ impl Writer {
             if gathered.out.len() >= write_cap {
                 return None;
             }
-            message = self.try_recv()?;
+            message = self.out_rx.try_recv()?;
         }
     }
 
@@ -215,19 +219,6 @@ impl Writer {
         let mut out = Vec::new();
         encode_close(*code, reason, &mut out);
         self.shared.socket.write_last(&out).await;
-    }
-
-    /// The next queued message, if one is queued now. glommio's receiver has no `try_recv`: its
-    /// `recv` is polled once, which is ready when the queue is not empty.
-    fn try_recv(&self) -> Option<Outbound> {
-        if self.out_tx.len() == 0 {
-            return None;
-        }
-        let mut recv = std::pin::pin!(self.out_rx.recv());
-        match recv.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(message) => message,
-            Poll::Pending => None,
-        }
     }
 
     /// Writes what was gathered, returns the replies' permits and counts what failed.
@@ -291,7 +282,7 @@ impl Writer {
         let drain = self.shard.config.server.drain_timeout;
         glommio::spawn_local(async move {
             glommio::timer::sleep(drain).await;
-            let _ = out.try_send(Outbound::DrainDeadline);
+            out.push(Outbound::DrainDeadline);
         })
         .detach();
     }
