@@ -1,13 +1,13 @@
 //! The health check's question to Kafka: which brokers are there? Asked with librdkafka's
 //! DescribeCluster, which rust-rdkafka does not wrap.
 //!
-//! `fetch_metadata(None, ..)`, the wrapped call, asks for the metadata of every topic: librdkafka's
-//! `rd_kafka_metadata` has no brokers-only form (with no topic it sends an empty topic list, which
-//! the protocol reads as "all"). Against this machine's test broker, 1,947 topics, that answer was
-//! 181 KB, every [`super::CHECK_PERIOD`], for a yes or a no, built by the broker each time
-//! (perf-results/2026-12-01-issue14.md, section 6). DescribeCluster is, in librdkafka, a Metadata request
-//! with a null topic list: brokers and controller only. Any broker answers it (Metadata v1, Kafka
-//! 0.10; on v0 librdkafka asks for all topics, as before).
+//! `fetch_metadata(None, ..)`, the wrapped call, asks for the metadata of every topic:
+//! librdkafka's `rd_kafka_metadata` has no brokers-only form (with no topic it sends an empty
+//! topic list, which the protocol reads as "all"). Against this machine's test broker, 1,947
+//! topics, that answer was 181 KB, every [`super::CHECK_PERIOD`], for a yes or a no, built by the
+//! broker each time (perf-results/2026-12-01-issue14.md, section 6). DescribeCluster is, in
+//! librdkafka, a Metadata request with a null topic list: brokers and controller only. Any broker
+//! answers it (Metadata v1, Kafka 0.10; on v0 librdkafka asks for all topics, as before).
 //!
 //! Runs on: the health-check thread.
 

@@ -2,9 +2,10 @@
 //!
 //! * `GET /ping` answers `200 pong` as Raccoon does, whatever the state.
 //! * `GET /health/live` answers `200 live` while a shard can answer at all.
-//! * `GET /health/ready` answers `200 ready` when Kafka answered the last check (which brokers are there) and
-//!   the server is not draining; otherwise `503` with the reason. A server whose publisher needs
-//!   no broker (`PUBLISHER_TYPE=log`, [`Health::without_broker`]) is ready until it drains.
+//! * `GET /health/ready` answers `200 ready` when Kafka answered the last check (which brokers
+//!   are there) and the server is not draining; otherwise `503` with the reason. A server whose
+//!   publisher needs no broker (`PUBLISHER_TYPE=log`, [`Health::without_broker`]) is ready until
+//!   it drains.
 //!
 //! A checker thread asks the cluster for its brokers every [`CHECK_PERIOD`] with its own
 //! librdkafka client, so a slow or dead broker never blocks a publisher or a shard; shards read

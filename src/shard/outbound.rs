@@ -82,8 +82,10 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.queue.closed.set(true);
         self.queue.waiting.take();
-        // What was queued and not written goes now, not when the last sender does.
-        drop(std::mem::take(&mut *self.queue.items.borrow_mut()));
+        // What was queued and not written goes now, not when the last sender does (and outside
+        // the borrow, should dropping an item ever reach the queue).
+        let items = std::mem::take(&mut *self.queue.items.borrow_mut());
+        drop(items);
     }
 }
 

@@ -23,6 +23,8 @@ use crate::send::{server_url, Transport};
 const PER_SOURCE_IP: usize = 20_000;
 /// Most batches `--burst` may ask each connection to have in flight at once.
 const MAX_BURST: usize = 1024;
+/// Most batches a burst may have in flight over all connections (one task each, here).
+const MAX_BURST_BATCHES: usize = 1_000_000;
 /// Bytes of each event a burst sends.
 const BURST_EVENT_BYTES: usize = 100;
 
@@ -75,6 +77,14 @@ impl IdleArgs {
         }
         if self.burst > MAX_BURST {
             return Err(format!("--burst {} is more than {MAX_BURST}", self.burst));
+        }
+        if self.burst * self.connections > MAX_BURST_BATCHES {
+            return Err(format!(
+                "--burst {} on {} connections is {} batches at once, more than {MAX_BURST_BATCHES}",
+                self.burst,
+                self.connections,
+                self.burst * self.connections
+            ));
         }
         if self.source_ips == Some(0) || self.source_ips == Some(255) {
             return Err("--source-ips is 1..=254".into());

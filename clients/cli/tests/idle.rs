@@ -74,4 +74,7 @@ fn a_burst_before_the_hold_is_answered_and_lands_in_kafka() {
     let out = cli(&["idle", "-a", &http, "-c", "1", "--burst", "1025"], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--burst 1025 is more than 1024"));
+    let out = cli(&["idle", "-a", &http, "-c", "2000", "--burst", "1000"], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2000000 batches at once, more than 1000000"));
 }
