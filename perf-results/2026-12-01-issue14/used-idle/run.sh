@@ -5,7 +5,8 @@
 # connections, per connection (heap.py). Live heap rather than RSS: memory the traffic freed is
 # kept by the allocator and would count in the RSS. Needs heaptrack and release binaries.
 #
-#   [BROKER=host:port] [SRV=server binary] [HOLD=seconds] run.sh OUTDIR N K [K ...]
+#   [BROKER=host:port] [SRV=server binary] [HOLD=seconds] [IDLE_ARGS=...] [TAG=name prefix] \
+#     run.sh OUTDIR N K [K ...]
 #
 # Defaults: broker 127.0.0.1:9092, target/release/raccoon, a hold of 36 s: longer than the
 # server's default ping interval (30 s), at which a connection's writer gives back what its queue
@@ -26,7 +27,7 @@ for k in "$@"; do
   sleep 1
   pid=$(pgrep -n -f "^$srv$")
   # Each progress line of idle with the wall clock, for heap.py to find the hold in the profile.
-  timeout 180 target/release/raccoon-cli idle -a 127.0.0.1:18780 -c "$n" --burst "$k" --hold "$hold" --timeout 60 \
+  timeout 300 target/release/raccoon-cli idle -a 127.0.0.1:18780 -c "$n" --burst "$k" --hold "$hold" --timeout 60 ${IDLE_ARGS:-} \
     --server-pid "$pid" --json "$out/$name.json" 2>&1 >"$out/$name.out" \
     | while IFS= read -r line; do echo "$(date +%s.%N) $line"; done >"$out/$name.progress"
   kill -TERM "$pid"
