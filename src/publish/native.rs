@@ -4,10 +4,11 @@
 //! `BaseProducer::send`, one call per message (what `raccoon-cli ceiling`'s bare producer does),
 //! allocates a C string of the topic name, and librdkafka then parses its argument list, looks
 //! the topic up by name (a scan of the client's topic list, under the client's write lock), takes
-//! and drops a reference to it and reads the monotonic clock, all for each message. `rd_kafka_produce_batch` takes an array of messages for
-//! one topic handle: one clock read (monotonic and wall) and one topic lock per call. (librdkafka's
-//! sticky partitioner still reads the monotonic clock once per message, to know when to move on
-//! to another partition; that read is librdkafka's own and stays.) Payloads are copied by librdkafka
+//! and drops a reference to it and reads the monotonic clock, all for each message.
+//! `rd_kafka_produce_batch` takes an array of messages for one topic handle: one clock read
+//! (monotonic and wall) and one topic lock per call. (librdkafka's sticky partitioner still reads
+//! the monotonic clock once per message, to know when to move on to another partition; that read
+//! is librdkafka's own and stays.) Payloads are copied by librdkafka
 //! (`RD_KAFKA_MSG_F_COPY`), as `send` has them copied; each message's partition is chosen by the
 //! configured partitioner, as with `send`. The delivery opaque is an `Arc<InFlight>` in the
 //! form rust-rdkafka's delivery callback takes back (`IntoOpaque` for `Arc`), so delivery
