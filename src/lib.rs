@@ -21,6 +21,7 @@
 pub mod config;
 pub mod dedup;
 pub mod health;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;

@@ -1,7 +1,6 @@
 //! The `raccoon` binary: command line, configuration, wiring, signals. Nothing else.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +9,6 @@ use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use raccoon::config::{keys::KEYS, Config, PublisherKind, ServerConfig, Sources};
 use raccoon::health::Health;
@@ -130,14 +128,20 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).context("cannot install signal handlers")?;
 
     let server = &config.server;
-    let http = bind_listeners(server, server.port, "SERVER_WEBSOCKET_PORT")?;
-    let grpc = bind_listeners(server, server.grpc_port, "SERVER_GRPC_PORT")?;
+    let listen = server.bind.resolve();
+    let shard_count = server.shard_cpus.len();
+    let http = listen.reuse_port(server.port, shard_count, "SERVER_WEBSOCKET_PORT")?;
+    let grpc = listen.reuse_port(server.grpc_port, shard_count, "SERVER_GRPC_PORT")?;
+    let prometheus = match &config.metrics.prometheus {
+        Some((port, _)) => Some(listen.single(*port, "METRIC_PROMETHEUS_PORT")?),
+        None => None,
+    };
     let addr = http[0].local_addr().context("cannot read the bound address")?;
     let grpc_addr = grpc[0].local_addr().context("cannot read the bound gRPC address")?;
     let listeners: Vec<_> = http.into_iter().zip(grpc).collect();
     let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) =
         (0..listeners.len()).map(|_| async_channel::bounded(INBOX_CAPACITY)).unzip();
-    let metrics = Metrics::start(&config.metrics)?;
+    let metrics = Metrics::start(&config.metrics, prometheus)?;
     if let (Some(addr), Some((_, path))) = (metrics.prometheus_addr(), &config.metrics.prometheus) {
         tracing::info!(%addr, "Prometheus metrics on http://{addr}{path}");
     }
@@ -226,22 +230,4 @@ fn check_locked_memory(server: &ServerConfig) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Binds one SO_REUSEPORT listener per shard on the same port. Done here, not in the shards, so
-/// that "port in use" is one clear startup error and port 0 means one port for all shards.
-fn bind_listeners(server: &ServerConfig, port: u16, key: &str) -> anyhow::Result<Vec<TcpListener>> {
-    let mut addr = SocketAddr::new(server.bind, port);
-    let mut listeners = Vec::with_capacity(server.shard_cpus.len());
-    for _ in &server.shard_cpus {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
-        socket.bind(&addr.into()).with_context(|| format!("cannot bind {key} {addr}"))?;
-        socket.listen(1024)?;
-        let listener: TcpListener = socket.into();
-        addr = listener.local_addr()?;
-        listeners.push(listener);
-    }
-    Ok(listeners)
 }

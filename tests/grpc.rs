@@ -4,41 +4,21 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use http::uri::PathAndQuery;
 use raccoon::protocol::pb;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 const CURRENT: &str = "/raystack.raccoon.v1beta1.EventService/SendEvent";
 const LEGACY: [&str; 2] = ["/odpf.raccoon.v1beta1.EventService/SendEvent", "/odpf.raccoon.EventService/SendEvent"];
 
-/// One unary call with `metadata`, as a stock client makes it.
+/// One unary call to the server's gRPC port.
 fn call<M: prost::Message + Default + 'static>(
     server: &TestServer,
     path: &'static str,
     message: M,
     metadata: &[(&'static str, &str)],
 ) -> Result<pb::SendEventResponse, Status> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let addr = server.grpc_addr;
-    runtime.block_on(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .timeout(Duration::from_secs(30))
-            .connect()
-            .await
-            .expect("connect to the gRPC port");
-        let mut client = tonic::client::Grpc::new(channel);
-        client.ready().await.expect("channel ready");
-        let mut request = Request::new(message);
-        for (k, v) in metadata {
-            request.metadata_mut().insert(*k, v.parse().unwrap());
-        }
-        let codec = tonic_prost::ProstCodec::<M, pb::SendEventResponse>::default();
-        client.unary(request, PathAndQuery::from_static(path), codec).await.map(tonic::Response::into_inner)
-    })
+    grpc_call(server.grpc_addr, path, message, metadata)
 }
 
 fn publishes_over_every_path(event_ack: &str) {
@@ -95,6 +75,7 @@ fn grpc_errors_have_raccoons_statuses() {
     }
     let malformed = call(&server, CURRENT, NotARequest { req_guid: 7 }, &[("x-user-id", "1")]).expect_err("malformed");
     assert_eq!(malformed.code(), Code::Internal, "{malformed:?}");
+    assert!(malformed.message().starts_with("grpc: error unmarshalling request: failed to decode"), "{malformed:?}");
 
     let bad_type = batch("bad-type", "g", &["not valid"], 1);
     let reply = call(&server, CURRENT, bad_type, &[("x-user-id", "1")]).expect("a reply, not a call error");
@@ -104,6 +85,7 @@ fn grpc_errors_have_raccoons_statuses() {
     let unknown = call(&server, "/raystack.raccoon.v1beta1.EventService/Nope", small.clone(), &[("x-user-id", "1")])
         .expect_err("unknown method");
     assert_eq!(unknown.code(), Code::Unimplemented);
+    assert_eq!(unknown.message(), "unknown method Nope for service raystack.raccoon.v1beta1.EventService");
 
     // The server is still fine for everybody.
     assert_success(&call(&server, CURRENT, small, &[("x-user-id", "1")]).unwrap(), "small");

@@ -141,10 +141,12 @@ fn bad_json_is_refused_in_json() {
         Err(ureq::Error::Status(400, response)) => response,
         other => panic!("expected 400, got {other:?}"),
     };
+    let detail = response.header("x-raccoon-error-detail").expect("the decoder's detail").to_owned();
+    assert!(detail.starts_with("cannot deserialize request: ") && detail.contains("sent_time"), "{detail}");
     let mut body = String::new();
     response.into_reader().read_to_string(&mut body).unwrap();
     let reply: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((reply["status"].as_i64(), reply["code"].as_i64()), (Some(2), Some(2)), "{reply}");
-    assert!(reply["reason"].as_str().unwrap().starts_with("deserialization failure"), "{reply}");
+    assert_eq!(reply["reason"], "deserialization failure", "Raccoon's reason, exactly: {reply}");
     assert!(reply.get("data").is_none(), "{reply}");
 }

@@ -63,15 +63,22 @@ fn proto_body(req: &pb::SendEventRequest) -> Vec<u8> {
     req.encode_to_vec()
 }
 
-/// Spec 5.2 cases 4 and 5: no Content-Type, empty or garbage body: JSON, code 2, no data.
+/// Spec 5.2 cases 4 and 5: no Content-Type, empty or garbage body: JSON, code 2, no data,
+/// Raccoon's reason; the request's Content-Type is echoed, as Raccoon's handler does (with none,
+/// the body's own type), and the detail is in X-Raccoon-Error-Detail.
 #[test]
 fn a_body_without_content_type_is_refused_in_json() {
     let server = TestServer::start(shared_kafka(), &[]);
     for body in [&b""[..], &[0x01][..], b"{}"] {
         for content_type in [None, Some("text/plain"), Some("application/jsonx")] {
-            let answer = post(&server, content_type, &[], body);
+            let answer = post_reading(&server, content_type, &[], body, "x-raccoon-error-detail");
             assert_eq!(answer.status, 400);
-            assert_eq!(answer.content_type, "application/json");
+            assert_eq!(answer.content_type, content_type.unwrap_or("application/json"));
+            let detail = answer.header.clone().expect("a detail header");
+            match content_type {
+                None => assert!(detail.starts_with("no Content-Type"), "{detail}"),
+                Some(given) => assert!(detail.contains(&format!("{given:?}")), "{detail}"),
+            }
             let value = json(&answer);
             assert_eq!(value["status"], 2);
             assert_eq!(value["code"], 2);
@@ -101,11 +108,13 @@ fn proto_batches_are_published(event_ack: &str) {
         assert_success(&proto(&answer), &req.req_guid);
         sent.push(req);
     }
-    let garbage = post(&server, Some("application/proto"), &[], &[0x01]);
+    let garbage = post_reading(&server, Some("application/proto"), &[], &[0x01], "x-raccoon-error-detail");
     assert_eq!(garbage.status, 400);
     let reply = proto(&garbage);
     assert_eq!((reply.status(), reply.code()), (pb::Status::Error, pb::Code::BadRequest));
-    assert!(reply.reason.starts_with("deserialization failure"), "{}", reply.reason);
+    assert_eq!(reply.reason, "deserialization failure", "Raccoon's reason, exactly");
+    let detail = garbage.header.expect("the decoder's detail in a header");
+    assert!(detail.starts_with("cannot deserialize request: "), "{detail}");
     assert!(reply.data.is_empty(), "no data on a body that did not decode: {reply:?}");
 
     let empty = post(&server, Some("application/proto"), &[], b"");
@@ -301,7 +310,7 @@ fn cors_headers_and_preflights() {
 }
 
 /// A body cut off by the client (it half-closes after part of it): 500, code 3, Raccoon's
-/// "deserialization failure".
+/// "deserialization failure", the detail in X-Raccoon-Error-Detail.
 #[test]
 fn a_body_cut_off_is_a_500() {
     let server = TestServer::start(shared_kafka(), &[]);
@@ -318,7 +327,9 @@ fn a_body_cut_off_is_a_500() {
     let body = &out[text.find("\r\n\r\n").unwrap() + 4..];
     let reply = pb::SendEventResponse::decode(body).unwrap();
     assert_eq!(reply.code(), pb::Code::InternalError);
-    assert!(reply.reason.starts_with("deserialization failure"), "{}", reply.reason);
+    assert_eq!(reply.reason, "deserialization failure");
+    let head = text[..text.find("\r\n\r\n").unwrap()].to_ascii_lowercase();
+    assert!(head.contains("\r\nx-raccoon-error-detail: cannot read the request body: "), "{head}");
 }
 
 /// Too many headers is 431; the WebSocket upgrade refuses a foreign Origin with 403 while

@@ -42,8 +42,8 @@ macro_rules! keys {
 keys! {
     "SERVER_WEBSOCKET_PORT" = "8080", Raccoon,
         "HTTP port: WebSocket and REST (`/api/v1/events`), `/ping` and the health endpoints. 0 picks a free port (logged at startup).";
-    "SERVER_BIND_ADDRESS" = "0.0.0.0", New,
-        "Address the HTTP port binds to.";
+    "SERVER_BIND_ADDRESS" = "", New,
+        "Address every port binds to (HTTP, gRPC, Prometheus). Empty: every address of both families, on one IPv6 socket that takes IPv4 too (IPV6_V6ONLY off), as Raccoon listened; on a host without IPv6, IPv4 alone, with a warning in the log. An address pins its family: `0.0.0.0` is IPv4 only, `::` IPv6 only (IPV6_V6ONLY on, as nginx's `listen [::]`), `127.0.0.1` or `::1` that address.";
     "SERVER_WEBSOCKET_MAX_CONN" = "30000", Raccoon,
         "Most concurrent WebSocket connections, counted across all shards. Over it, the client gets code 4 and close 1008, as in Raccoon.";
     "SERVER_WEBSOCKET_READ_BUFFER_SIZE" = "10240", Raccoon,
@@ -65,11 +65,21 @@ keys! {
     "SERVER_WEBSOCKET_PINGER_SIZE" = "1", RaccoonChanged,
         "Read for compatibility, no effect: every connection's writer task sends its own pings.";
     "SERVER_WEBSOCKET_CHECK_ORIGIN" = "true", Raccoon,
-        "Same-origin check on upgrade (no Origin, or Origin host equal to Host); false accepts any origin.";
+        "Check the Origin of WebSocket upgrades: allowed are upgrades with no Origin (clients other than browsers), from the same origin (Origin host equal to Host, Raccoon's rule) and from SERVER_WEBSOCKET_ALLOWED_ORIGINS; others get 403. false accepts any origin.";
+    "SERVER_WEBSOCKET_ALLOWED_ORIGINS" = "", New,
+        "Origins whose pages may open a WebSocket when SERVER_WEBSOCKET_CHECK_ORIGIN is true: comma-separated (or YAML list) `scheme://host[:port]`, `scheme://*.domain[:port]` (every subdomain, at any depth, not the domain itself) or `*`; the whole origin is compared, ignoring case, a default port being the same as none. Empty: SERVER_CORS_ALLOWED_ORIGIN when SERVER_CORS_ENABLED (where `*` or none means every origin), else only Raccoon's same-origin rule.";
+    "SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM" = "", New,
+        "For browsers, which cannot set headers on a WebSocket: the query parameter of the upgrade URL that names the connection's id when the id header does not (e.g. `user_id` for `/api/v1/events?user_id=u1`). Empty: not read.";
+    "SERVER_WEBSOCKET_CONN_GROUP_QUERY_PARAM" = "", New,
+        "The query parameter of the upgrade URL that names the group when the group header does not. Empty: not read.";
+    "SERVER_WEBSOCKET_CONN_SUBPROTOCOL_ENABLED" = "false", New,
+        "For browsers: read the id and group from the offered WebSocket subprotocols, `new WebSocket(url, ['raccoon', 'raccoon.id.' + id, 'raccoon.group.' + group])` (values percent-encoded where a character is not allowed in a protocol name), when the headers name none; the 101 answers `Sec-WebSocket-Protocol: raccoon`. Keeps ids out of URLs and access logs.";
+    "SERVER_WEBSOCKET_CONN_ID_ANONYMOUS" = "false", New,
+        "A WebSocket that names no id (no header, subprotocol or query parameter) gets an identity of its own, `anon-<process>-<n>`, instead of Raccoon's empty id, of which one connection per group may be open (the second gets code 5). Still counted by SERVER_WEBSOCKET_MAX_CONN.";
     "SERVER_CORS_ENABLED" = "false", Raccoon,
         "Apply the CORS policy below to the whole HTTP port, as Raccoon's gorilla/handlers middleware did: preflights (OPTIONS with Origin and Access-Control-Request-Method) are answered, responses to allowed origins get Access-Control-Allow-Origin. Other OPTIONS requests are routed (gorilla answered them itself).";
     "SERVER_CORS_ALLOWED_ORIGIN" = "", Raccoon,
-        "Comma-separated (or YAML list) origins allowed, each `*` or `scheme://host[:port]`; matched ignoring case and answered with the request's origin. `*`, or an empty list, allows every origin and answers `*`. With CORS on, other origins are still served, without CORS headers.";
+        "Comma-separated (or YAML list) origins allowed, each `*`, `scheme://host[:port]` or `scheme://*.domain[:port]` (every subdomain; an addition to Raccoon's exact origins); matched ignoring case, a default port being the same as none, and answered with the request's origin. `*`, or an empty list, allows every origin and answers `*`. With CORS on, other origins are still served, without CORS headers. Also the origins whose pages may open a WebSocket, unless SERVER_WEBSOCKET_ALLOWED_ORIGINS is set.";
     "SERVER_CORS_ALLOWED_METHODS" = "GET,HEAD,POST,OPTIONS", Raccoon,
         "Methods a preflight may ask for (HTTP tokens, upper-cased); any other gets 405.";
     "SERVER_CORS_ALLOWED_HEADERS" = "", RaccoonChanged,

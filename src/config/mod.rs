@@ -15,13 +15,16 @@ pub mod keys;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::listen::BindAddress;
 use crate::metrics::MetricsConfig;
 use crate::protocol::cors::CorsConfig;
+use crate::protocol::http::UpgradeOrigins;
+use crate::protocol::identity::IdentityRules;
+use crate::protocol::origin::OriginList;
 use crate::topic::TopicPattern;
 use keys::{KAFKA_CLIENT_PREFIX, KEYS};
 
@@ -129,8 +132,8 @@ pub enum LogFormat {
 /// Settings of the HTTP port and the shards.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Bind address of the HTTP port.
-    pub bind: IpAddr,
+    /// Where every port binds (`SERVER_BIND_ADDRESS`; see [`crate::listen`]).
+    pub bind: BindAddress,
     /// HTTP port (0: any free port).
     pub port: u16,
     /// Most WebSocket connections open at once, counted across all shards
@@ -140,20 +143,17 @@ pub struct ServerConfig {
     pub read_buffer_bytes: usize,
     /// Most bytes of queued frames written to a WebSocket in one send.
     pub write_buffer_bytes: usize,
-    /// Header carrying the user id.
-    pub conn_id_header: String,
-    /// Header carrying the group, if configured.
-    pub conn_group_header: Option<String>,
-    /// Group when the header is absent.
-    pub conn_group_default: String,
+    /// Where ids and groups come from (`SERVER_WEBSOCKET_CONN_*`).
+    pub identity: IdentityRules,
     /// Server ping period.
     pub ping_interval: Duration,
     /// Longest silence tolerated from a client.
     pub pong_wait: Duration,
     /// Deadline per write.
     pub write_wait: Duration,
-    /// Same-origin check on upgrade.
-    pub check_origin: bool,
+    /// Which pages may open a WebSocket (`SERVER_WEBSOCKET_CHECK_ORIGIN`,
+    /// `SERVER_WEBSOCKET_ALLOWED_ORIGINS`, else the CORS origins).
+    pub upgrade_origins: UpgradeOrigins,
     /// CORS policy of the HTTP port (`SERVER_CORS_*`), or `None` when `SERVER_CORS_ENABLED` is
     /// false. Its allowed headers already include Content-Type and the id and group headers.
     pub cors: Option<CorsConfig>,
@@ -424,10 +424,12 @@ impl Config {
     }
 
     fn from_raw(raw: &Raw, available_cpus: &[usize]) -> Result<Config, ConfigError> {
-        let bind: IpAddr =
-            raw.get("SERVER_BIND_ADDRESS").0.parse().map_err(|_| {
-                raw.invalid("SERVER_BIND_ADDRESS", "expected an IP address such as 0.0.0.0 or 127.0.0.1")
-            })?;
+        let bind = BindAddress::parse(raw.get("SERVER_BIND_ADDRESS").0).map_err(|_| {
+            raw.invalid(
+                "SERVER_BIND_ADDRESS",
+                "expected nothing (IPv6 and IPv4), or an IP address such as 0.0.0.0 (IPv4 only), :: (IPv6 only) or 127.0.0.1",
+            )
+        })?;
         let port = raw.int::<u16>("SERVER_WEBSOCKET_PORT", 0, u16::MAX)?;
 
         let shard_cpus = resolve_shard_cpus(raw, available_cpus)?;
@@ -455,6 +457,23 @@ impl Config {
         let dedup_window = raw.int::<usize>("SERVER_BATCH_DEDUP_WINDOW", 1, 1 << 20)?;
         let dedup_window = raw.boolean("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED")?.then_some(dedup_window);
         let cors = cors_config(raw, &conn_id_header, &group_header)?;
+        let upgrade_origins = upgrade_origins(raw, cors.as_ref())?;
+        let query_param = |key: &str| -> Result<Option<String>, ConfigError> {
+            let name = raw.text(key);
+            if name.contains(['&', '=', '#', ' ']) {
+                return Err(raw.invalid(key, "expected a query parameter name such as user_id, or nothing"));
+            }
+            Ok((!name.is_empty()).then_some(name))
+        };
+        let identity = IdentityRules {
+            id_header: conn_id_header,
+            group_header: (!group_header.is_empty()).then_some(group_header),
+            group_default: raw.text("SERVER_WEBSOCKET_CONN_GROUP_DEFAULT"),
+            id_query_param: query_param("SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM")?,
+            group_query_param: query_param("SERVER_WEBSOCKET_CONN_GROUP_QUERY_PARAM")?,
+            subprotocol: raw.boolean("SERVER_WEBSOCKET_CONN_SUBPROTOCOL_ENABLED")?,
+            anonymous: raw.boolean("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS")?,
+        };
 
         let server = ServerConfig {
             bind,
@@ -462,13 +481,11 @@ impl Config {
             max_conn,
             read_buffer_bytes,
             write_buffer_bytes,
-            conn_id_header,
-            conn_group_header: (!group_header.is_empty()).then_some(group_header),
-            conn_group_default: raw.text("SERVER_WEBSOCKET_CONN_GROUP_DEFAULT"),
+            identity,
             ping_interval,
             pong_wait,
             write_wait: raw.millis("SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS")?,
-            check_origin: raw.boolean("SERVER_WEBSOCKET_CHECK_ORIGIN")?,
+            upgrade_origins,
             cors,
             max_frame_bytes: raw.int::<usize>("SERVER_WEBSOCKET_MAX_FRAME_BYTES", 1024, 1 << 30)?,
             max_inflight_batches: raw.int::<usize>("SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES", 1, 1 << 20)?,
@@ -526,7 +543,7 @@ impl Config {
             kafka,
         };
 
-        let metrics = metrics_config(raw, bind)?;
+        let metrics = metrics_config(raw)?;
         let log_format = match raw.get("LOG_FORMAT").0.to_ascii_lowercase().as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -548,14 +565,14 @@ impl Config {
     }
 }
 
-fn metrics_config(raw: &Raw, bind: IpAddr) -> Result<MetricsConfig, ConfigError> {
+fn metrics_config(raw: &Raw) -> Result<MetricsConfig, ConfigError> {
     let prometheus = if raw.boolean("METRIC_PROMETHEUS_ENABLED")? {
         let port = raw.int::<u16>("METRIC_PROMETHEUS_PORT", 0, u16::MAX)?;
         let path = raw.text("METRIC_PROMETHEUS_PATH");
         if !path.starts_with('/') || path.contains(char::is_whitespace) {
             return Err(raw.invalid("METRIC_PROMETHEUS_PATH", "expected a path such as /metrics"));
         }
-        Some((SocketAddr::new(bind, port), path))
+        Some((port, path))
     } else {
         None
     };
@@ -586,12 +603,8 @@ fn cors_config(raw: &Raw, id_header: &str, group_header: &str) -> Result<Option<
         return Ok(None);
     }
     let allowed_origins = raw.list("SERVER_CORS_ALLOWED_ORIGIN");
-    if let Some(bad) = allowed_origins.iter().find(|o| *o != "*" && !is_origin(o)) {
-        return Err(raw.invalid(
-            "SERVER_CORS_ALLOWED_ORIGIN",
-            format!("{bad:?} is not * or an origin such as https://app.example.com or http://localhost:3000"),
-        ));
-    }
+    OriginList::parse(allowed_origins.iter().map(String::as_str))
+        .map_err(|e| raw.invalid("SERVER_CORS_ALLOWED_ORIGIN", e.to_string()))?;
     let allowed_methods = raw.list("SERVER_CORS_ALLOWED_METHODS");
     if allowed_methods.is_empty() {
         return Err(raw.invalid("SERVER_CORS_ALLOWED_METHODS", "expected at least one method, such as GET,POST"));
@@ -618,29 +631,28 @@ fn cors_config(raw: &Raw, id_header: &str, group_header: &str) -> Result<Option<
     }))
 }
 
-/// Whether `text` is a serialised origin: `scheme://host[:port]`, nothing after; the host is a
-/// DNS name, an IPv4 address or a bracketed IPv6 address.
-fn is_origin(text: &str) -> bool {
-    let Some((scheme, authority)) = text.split_once("://") else {
-        return false;
-    };
-    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-    // `port` is what follows the host: nothing, or `:` and the port number.
-    let (host_ok, port) = match authority.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((addr, after)) => (addr.parse::<std::net::Ipv6Addr>().is_ok(), after),
-            None => return false,
-        },
-        None => {
-            let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
-            let label_ok = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-            (host.split('.').all(label_ok), port)
+/// `SERVER_WEBSOCKET_CHECK_ORIGIN` and the origins upgrades may come from: their own list, else
+/// the CORS origins when CORS is on (`*` or none there: every origin, as for REST), else none
+/// besides Raccoon's same-origin rule.
+fn upgrade_origins(raw: &Raw, cors: Option<&CorsConfig>) -> Result<UpgradeOrigins, ConfigError> {
+    if !raw.boolean("SERVER_WEBSOCKET_CHECK_ORIGIN")? {
+        return Ok(UpgradeOrigins::Any);
+    }
+    let own = raw.list("SERVER_WEBSOCKET_ALLOWED_ORIGINS");
+    let list = if !own.is_empty() {
+        OriginList::parse(own.iter().map(String::as_str))
+            .map_err(|e| raw.invalid("SERVER_WEBSOCKET_ALLOWED_ORIGINS", e.to_string()))?
+    } else if let Some(cors) = cors {
+        // Validated with the rest of the CORS settings.
+        match OriginList::parse(cors.allowed_origins.iter().map(String::as_str)) {
+            Ok(list) if list.is_empty() => OriginList::any(),
+            Ok(list) => list,
+            Err(e) => return Err(raw.invalid("SERVER_CORS_ALLOWED_ORIGIN", e.to_string())),
         }
+    } else {
+        OriginList::default()
     };
-    let port_ok = port.is_empty()
-        || port.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
-    scheme_ok && host_ok && port_ok
+    Ok(UpgradeOrigins::Checked(list))
 }
 
 fn http_token(name: &str) -> Result<(), ()> {

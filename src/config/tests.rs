@@ -21,7 +21,7 @@ fn no_configuration_at_all_works() {
     assert_eq!(cfg.server.max_conn, 30_000);
     assert_eq!(cfg.ack_mode, AckMode::OnReceipt);
     assert_eq!(cfg.publisher.kafka["bootstrap.servers"], "127.0.0.1:9092");
-    assert_eq!(cfg.server.conn_id_header, "X-User-ID");
+    assert_eq!(cfg.server.identity.id_header, "X-User-ID");
     assert_eq!(cfg.server.ping_interval, Duration::from_secs(30));
 }
 
@@ -299,4 +299,75 @@ fn publisher_type_is_kafka_or_log() {
         err_text(&sources(&[("PUBLISHER_TYPE", "stdout")])),
         "invalid value \"stdout\" for PUBLISHER_TYPE (from environment): expected kafka or log"
     );
+}
+
+#[test]
+fn bind_address_is_both_families_unless_an_address_pins_one() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    assert_eq!(Config::build(&sources(&[])).unwrap().server.bind, BindAddress::DualStack);
+    let pinned = |text: &str| Config::build(&sources(&[("SERVER_BIND_ADDRESS", text)])).unwrap().server.bind;
+    assert_eq!(pinned("0.0.0.0"), BindAddress::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    assert_eq!(pinned("::"), BindAddress::Ip(IpAddr::V6(Ipv6Addr::UNSPECIFIED)));
+    assert_eq!(pinned(""), BindAddress::DualStack);
+    let text = err_text(&sources(&[("SERVER_BIND_ADDRESS", "localhost")]));
+    assert!(text.contains("SERVER_BIND_ADDRESS") && text.contains(":: (IPv6 only)"), "{text}");
+    let metrics = Config::build(&sources(&[("METRIC_PROMETHEUS_ENABLED", "true")])).unwrap().metrics;
+    assert_eq!(metrics.prometheus, Some((9090, "/metrics".to_owned())));
+}
+
+#[test]
+fn upgrade_origins_come_from_their_key_else_from_cors() {
+    let origins = |env: &[(&str, &str)]| Config::build(&sources(env)).unwrap().server.upgrade_origins;
+    let list = |entries: &[&str]| UpgradeOrigins::Checked(OriginList::parse(entries.iter().copied()).unwrap());
+    assert_eq!(origins(&[]), list(&[]), "Raccoon's same-origin rule alone");
+    assert_eq!(origins(&[("SERVER_WEBSOCKET_CHECK_ORIGIN", "false")]), UpgradeOrigins::Any);
+    let own = [("SERVER_WEBSOCKET_ALLOWED_ORIGINS", "https://*.shop.test, http://localhost:3000")];
+    assert_eq!(origins(&own), list(&["https://*.shop.test", "http://localhost:3000"]));
+    let cors = [("SERVER_CORS_ENABLED", "true"), ("SERVER_CORS_ALLOWED_ORIGIN", "http://localhost:3000")];
+    assert_eq!(origins(&cors), list(&["http://localhost:3000"]), "the CORS list by default");
+    assert_eq!(origins(&[cors[0]]), UpgradeOrigins::Checked(OriginList::any()), "CORS for every origin");
+    let both = [cors[0], cors[1], ("SERVER_WEBSOCKET_ALLOWED_ORIGINS", "https://app.test")];
+    assert_eq!(origins(&both), list(&["https://app.test"]), "their own key wins");
+    let off = [cors[0], cors[1], ("SERVER_WEBSOCKET_CHECK_ORIGIN", "false")];
+    assert_eq!(origins(&off), UpgradeOrigins::Any, "the check off accepts any origin");
+    // CORS origins may be wildcards too.
+    let wild = [cors[0], ("SERVER_CORS_ALLOWED_ORIGIN", "https://*.shop.test")];
+    assert_eq!(origins(&wild), list(&["https://*.shop.test"]));
+    let text = err_text(&sources(&[("SERVER_WEBSOCKET_ALLOWED_ORIGINS", "shop.test")]));
+    assert!(text.contains("SERVER_WEBSOCKET_ALLOWED_ORIGINS") && text.contains("\"shop.test\""), "{text}");
+    let text = err_text(&sources(&[cors[0], ("SERVER_CORS_ALLOWED_ORIGIN", "https://a.*.test")]));
+    assert!(text.contains("SERVER_CORS_ALLOWED_ORIGIN"), "{text}");
+}
+
+#[test]
+fn browser_identity_sources_are_off_by_default() {
+    let identity = Config::build(&sources(&[])).unwrap().server.identity;
+    assert_eq!(
+        identity,
+        IdentityRules {
+            id_header: "X-User-ID".into(),
+            group_header: None,
+            group_default: "--default--".into(),
+            id_query_param: None,
+            group_query_param: None,
+            subprotocol: false,
+            anonymous: false,
+        }
+    );
+    let on = Config::build(&sources(&[
+        ("SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM", "user_id"),
+        ("SERVER_WEBSOCKET_CONN_GROUP_QUERY_PARAM", "group"),
+        ("SERVER_WEBSOCKET_CONN_SUBPROTOCOL_ENABLED", "true"),
+        ("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS", "true"),
+    ]))
+    .unwrap()
+    .server
+    .identity;
+    assert_eq!(on.id_query_param.as_deref(), Some("user_id"));
+    assert_eq!(on.group_query_param.as_deref(), Some("group"));
+    assert!(on.subprotocol && on.anonymous);
+    let text = err_text(&sources(&[("SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM", "a=b")]));
+    assert!(text.contains("SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM"), "{text}");
+    let text = err_text(&sources(&[("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS", "sometimes")]));
+    assert!(text.contains("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS"), "{text}");
 }

@@ -52,8 +52,9 @@ pub fn count_events(metrics: &mut LocalMetrics, group: Tag, events: &[EventRecor
 /// Metric settings (`METRIC_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
-    /// Where Prometheus scrapes, if enabled.
-    pub prometheus: Option<(SocketAddr, String)>,
+    /// The port (0: a free one) and path Prometheus scrapes, if enabled. The port binds where
+    /// `SERVER_BIND_ADDRESS` says, as the others do.
+    pub prometheus: Option<(u16, String)>,
     /// StatsD destination and flush period, if enabled.
     pub statsd: Option<(String, Duration)>,
     /// Window of the percentile gauges (`METRIC_RUNTIME_STATS_RECORD_INTERVAL_MS`).
@@ -70,17 +71,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Binds the Prometheus port and starts the exporter threads that `config` enables.
-    pub fn start(config: &MetricsConfig) -> anyhow::Result<Metrics> {
+    /// Starts the exporter threads that `config` enables; `prometheus` is the Prometheus port's
+    /// listener, bound by the caller when `config.prometheus` is set.
+    pub fn start(config: &MetricsConfig, prometheus: Option<TcpListener>) -> anyhow::Result<Metrics> {
         use anyhow::Context;
         if config.prometheus.is_none() && config.statsd.is_none() {
             return Ok(Metrics { registry: None, prometheus_addr: None, statsd: None });
         }
         let registry = Arc::new(Registry::new(config.tag_values_max, config.window));
         let mut prometheus_addr = None;
-        if let Some((addr, path)) = &config.prometheus {
-            let listener = TcpListener::bind(addr)
-                .with_context(|| format!("cannot bind the Prometheus port {addr} (METRIC_PROMETHEUS_PORT)"))?;
+        if let (Some((_, path)), Some(listener)) = (&config.prometheus, prometheus) {
             let bound = listener.local_addr().context("cannot read the Prometheus address")?;
             prometheus_addr = Some(bound);
             let (path, registry) = (path.clone(), Arc::clone(&registry));

@@ -10,10 +10,11 @@
 //! - No `Origin`, or an origin not allowed: the response is left alone (the request is still
 //!   served). A preflight from such an origin gets an empty `200` with no CORS headers.
 //! - An allowed origin: `Access-Control-Allow-Origin` echoes it, or is `*` when the allowed list
-//!   holds `*` or is empty (gorilla allows every origin when given none); matching is exact up
-//!   to ASCII case. `Access-Control-Allow-Credentials: true` when credentials are allowed, and
-//!   `Vary: Origin` when more than one explicit origin is allowed (the answer then depends on
-//!   the origin).
+//!   holds `*` or is empty (gorilla allows every origin when given none); entries are matched as
+//!   [`super::origin`] says. `Access-Control-Allow-Credentials: true` when credentials are
+//!   allowed, and `Vary: Origin` when more than one entry or a wildcard is configured (the
+//!   answer then depends on the origin). A response carrying `X-Raccoon-Error-Detail` exposes it
+//!   (`Access-Control-Expose-Headers`), so a page's script can read it.
 //! - A preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) from an allowed
 //!   origin: `405` when the requested method is not allowed (methods compare exactly, after the
 //!   configured ones are upper-cased); `403` when any requested header is neither configured nor
@@ -35,7 +36,9 @@
 //!   claimed to allow were refused.
 //! - Every `Access-Control-Request-Headers` line is checked and answered; gorilla read the first.
 //! - Configured origins match the request's `Origin` regardless of ASCII case (browsers send
-//!   scheme and host in lower case, so `http://LocalHost:3000` never matched in gorilla).
+//!   scheme and host in lower case, so `http://LocalHost:3000` never matched in gorilla), a
+//!   scheme's default port is the same as none, and wildcard entries such as
+//!   `https://*.example.com` take every subdomain (gorilla compared whole strings).
 //! - `Vary: Origin` is appended to a `Vary` the response already has instead of replacing it.
 //!
 //! Kept as gorilla has it, although questionable: with `*` and credentials both configured, the
@@ -45,10 +48,13 @@
 
 use http::header::{
     HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS,
-    ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
-    ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use http::{Method, StatusCode};
+
+use super::http::ERROR_DETAIL_HEADER;
+use super::origin::OriginList;
 
 /// Request headers a preflight may always ask for, whatever the configuration (gorilla's set).
 pub const ALWAYS_ALLOWED_HEADERS: [&str; 4] = ["Accept", "Accept-Language", "Content-Language", "Origin"];
@@ -76,21 +82,13 @@ pub struct CorsConfig {
     pub max_age_secs: u64,
 }
 
-/// Which origins get CORS headers.
-#[derive(Debug, Clone)]
-enum AllowedOrigins {
-    /// Any non-empty `Origin`, answered with `*`.
-    Any,
-    /// These, compared ignoring ASCII case and answered with the request's own `Origin`.
-    List(Vec<String>),
-}
-
 /// The CORS policy, normalised from a [`CorsConfig`] so answering allocates only the headers.
 ///
 /// Lives on: each shard (clone).
 #[derive(Debug, Clone)]
 pub struct CorsPolicy {
-    origins: AllowedOrigins,
+    /// The allowed origins; `None` when every origin is (answered with `*`).
+    origins: Option<OriginList>,
     /// Upper-cased, trimmed, without duplicates.
     methods: Vec<String>,
     /// Lower-cased, trimmed, without duplicates, including [`ALWAYS_ALLOWED_HEADERS`].
@@ -143,12 +141,15 @@ impl CorsPolicy {
     /// Normalises `config`: trims entries, drops empty ones and duplicates, upper-cases methods,
     /// adds the always-allowed headers and caps the max age at [`MAX_AGE_CAP_SECS`].
     pub fn new(config: &CorsConfig) -> Self {
-        let origins = normalised(config.allowed_origins.iter().map(String::as_str), str::to_ascii_lowercase);
-        let (origins, vary_origin) = if origins.is_empty() || origins.iter().any(|o| o == "*") {
-            (AllowedOrigins::Any, false)
-        } else {
-            let vary = origins.len() > 1;
-            (AllowedOrigins::List(origins), vary)
+        let (origins, vary_origin) = match OriginList::parse(config.allowed_origins.iter().map(String::as_str)) {
+            Ok(list) if list.allows_any() || list.is_empty() => (None, false),
+            Ok(list) => {
+                let vary = list.varies();
+                (Some(list), vary)
+            }
+            // `crate::config` refuses a malformed entry at startup; should one get here, the
+            // policy allows no origin rather than every origin.
+            Err(_) => (Some(OriginList::default()), false),
         };
         let headers = ALWAYS_ALLOWED_HEADERS.into_iter().chain(config.allowed_headers.iter().map(String::as_str));
         let max_age_secs = config.max_age_secs.min(MAX_AGE_CAP_SECS);
@@ -212,10 +213,14 @@ impl CorsPolicy {
     }
 
     /// Adds the CORS headers an actual (non-preflight) response gets, given the request's headers.
+    /// A response with an [`ERROR_DETAIL_HEADER`] also exposes it to the page's script.
     ///
     /// Nothing is added when the request has no `Origin` or its origin is not allowed.
     pub fn decorate(&self, request: &HeaderMap, response: &mut HeaderMap) {
         if let Some(allow_origin) = self.allowed_origin(request) {
+            if response.contains_key(ERROR_DETAIL_HEADER) {
+                response.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("X-Raccoon-Error-Detail"));
+            }
             self.add_origin_headers(allow_origin, response);
         }
     }
@@ -225,11 +230,8 @@ impl CorsPolicy {
     fn allowed_origin(&self, request: &HeaderMap) -> Option<HeaderValue> {
         let origin = request.get(ORIGIN).filter(|o| !o.is_empty())?;
         match &self.origins {
-            AllowedOrigins::Any => Some(HeaderValue::from_static("*")),
-            AllowedOrigins::List(list) => {
-                let text = origin.to_str().ok()?.trim();
-                list.iter().any(|o| o.eq_ignore_ascii_case(text)).then(|| origin.clone())
-            }
+            None => Some(HeaderValue::from_static("*")),
+            Some(list) => list.allows(origin.to_str().ok()?).then(|| origin.clone()),
         }
     }
 

@@ -19,6 +19,21 @@ pub const SEND_EVENT_PATHS: [&str; 3] = [
     "/odpf.raccoon.EventService/SendEvent",
 ];
 
+/// The `UNIMPLEMENTED` message for a path that is not [`SEND_EVENT_PATHS`], in grpc-go's words
+/// (Raccoon's server is grpc-go): an unknown method of a known service, an unknown service, or
+/// a path that names no method.
+pub fn unknown_method_message(path: &str) -> String {
+    let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')) else {
+        return format!("malformed method name: {path:?}");
+    };
+    let known = SEND_EVENT_PATHS.iter().any(|known| known[1..].rsplit_once('/').is_some_and(|(s, _)| s == service));
+    if known {
+        format!("unknown method {method} for service {service}")
+    } else {
+        format!("unknown service {service}")
+    }
+}
+
 /// Length of the prefix before every message.
 pub const PREFIX_BYTES: usize = 5;
 
@@ -173,6 +188,20 @@ pub fn parse_timeout(value: &str) -> Option<Duration> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn unknown_methods_are_named_as_grpc_go_names_them() {
+        assert_eq!(
+            unknown_method_message("/raystack.raccoon.v1beta1.EventService/Nope"),
+            "unknown method Nope for service raystack.raccoon.v1beta1.EventService"
+        );
+        assert_eq!(
+            unknown_method_message("/odpf.raccoon.EventService/X").split(" for ").nth(1),
+            Some("service odpf.raccoon.EventService")
+        );
+        assert_eq!(unknown_method_message("/grpc.health.v1.Health/Check"), "unknown service grpc.health.v1.Health");
+        assert_eq!(unknown_method_message("/nothing"), "malformed method name: \"/nothing\"");
+    }
 
     #[test]
     fn one_message_round_trips_as_a_slice() {

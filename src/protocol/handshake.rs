@@ -26,6 +26,8 @@ pub struct RequestHead<'a> {
     pub method: Method,
     /// The path of the target, without its query.
     pub path: &'a str,
+    /// The query of the target (after `?`), if it has one.
+    pub query: Option<&'a str>,
     /// The headers, in order, repeated names kept.
     pub headers: HeaderMap,
     /// How many bytes of the input the head took; what follows belongs to the next protocol.
@@ -50,14 +52,17 @@ pub fn parse_request(bytes: &[u8], max_headers: usize, max_bytes: usize) -> Opti
     if !target.starts_with('/') {
         return None;
     }
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
     let mut headers = HeaderMap::with_capacity(request.headers.len());
     for header in request.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
         let value = HeaderValue::from_bytes(header.value).ok()?;
         headers.append(name, value);
     }
-    Some(RequestHead { method, path, headers, len })
+    Some(RequestHead { method, path, query, headers, len })
 }
 
 /// Appends an HTTP/1.1 response head (status line, headers, blank line) to `out`. Header
@@ -80,7 +85,7 @@ pub fn encode_response(status: StatusCode, headers: &HeaderMap, out: &mut Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::http::{route, Route, EVENTS_PATH};
+    use crate::protocol::http::{route, Route, UpgradeOrigins, EVENTS_PATH};
 
     const UPGRADE: &str = "GET /api/v1/events?ignored=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
@@ -93,12 +98,13 @@ mod tests {
         let head = parse_request(&bytes, 100, 8192).expect("complete head");
         assert_eq!(head.method, Method::GET);
         assert_eq!(head.path, EVENTS_PATH);
+        assert_eq!(head.query, Some("ignored=1"));
         assert_eq!(head.len, UPGRADE.len(), "the bytes after the head are not part of it");
         assert_eq!(head.headers["x-user-id"], "u1");
         let extra: Vec<_> = head.headers.get_all("x-extra").iter().collect();
         assert_eq!(extra, ["a", "b"], "repeated headers are kept in order");
         assert_eq!(
-            route(&head.method, head.path, &head.headers, true),
+            route(&head.method, head.path, &head.headers, &UpgradeOrigins::Checked(Default::default())),
             Route::Upgrade { accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into() }
         );
     }

@@ -1,6 +1,7 @@
 //! Sans-IO codecs: the wire contract (generated from `proto/`), batch decoding (protobuf in
 //! `batch`, JSON in `json`, with its helpers `base64` and `timestamp`), reply encoding, HTTP
-//! routing, the heads of the WebSocket handshake, CORS, gRPC framing and WebSocket framing.
+//! routing, the heads of the WebSocket handshake, who a request belongs to (`identity`), origins
+//! and CORS, gRPC framing and WebSocket framing.
 //! Nothing here knows about glommio, Kafka or threads; everything is a function of bytes (or
 //! `http` crate types) in, bytes out.
 
@@ -10,7 +11,9 @@ pub mod cors;
 pub mod grpc;
 pub mod handshake;
 pub mod http;
+pub mod identity;
 pub mod json;
+pub mod origin;
 pub mod rawproto;
 pub mod reply;
 pub mod timestamp;

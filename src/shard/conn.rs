@@ -28,43 +28,18 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::{rest, session, Shard};
-use crate::config::ServerConfig;
 use crate::health::Readiness;
 use crate::protocol::handshake;
 use crate::protocol::http::{self as routing, Route};
+use crate::protocol::identity::Identity;
 use crate::rt::{Activity, HyperIo};
-
-/// Who a connection or request belongs to, from the configured headers.
-#[derive(Debug, Clone)]
-pub(crate) struct Identity {
-    /// The id header's value; empty when the header is missing (as Raccoon).
-    pub(crate) user: String,
-    /// The group header's value, or the default group.
-    pub(crate) group: String,
-}
-
-impl Identity {
-    /// The identity `headers` carry under the configured header names. `None` for the user
-    /// when the id header is missing.
-    pub(crate) fn from_headers(server: &ServerConfig, headers: &HeaderMap) -> (Option<String>, String) {
-        let user = routing::header_str(headers, &server.conn_id_header).map(str::to_owned);
-        let group = server
-            .conn_group_header
-            .as_deref()
-            .and_then(|name| routing::header_str(headers, name))
-            .filter(|g| !g.is_empty())
-            .unwrap_or(&server.conn_group_default)
-            .to_owned();
-        (user, group)
-    }
-}
 
 /// The body every HTTP/1 response of this port has.
 pub(crate) type Body = Full<Bytes>;
 
 pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _open = shard.http_opened();
-    let peer = stream.peer_addr().ok();
+    let peer = stream.peer_addr().ok().map(crate::listen::canonical);
     // Errors here only mean the socket is already gone; the reads below notice.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shard.config.server.write_wait));
@@ -130,9 +105,9 @@ fn examine(shard: &Shard, read: &[u8]) -> First {
     let server = &shard.config.server;
     if let Some(head) = handshake::parse_request(read, server.http_max_headers, server.http_max_header_bytes) {
         if let Route::Upgrade { accept_key } =
-            routing::route(&head.method, head.path, &head.headers, server.check_origin)
+            routing::route(&head.method, head.path, &head.headers, &server.upgrade_origins)
         {
-            let (response, identity) = upgrade_response(shard, &head.headers, &accept_key);
+            let (response, identity) = upgrade_response(shard, &head.headers, head.query, &accept_key);
             let mut bytes = Vec::with_capacity(192);
             handshake::encode_response(response.status(), response.headers(), &mut bytes);
             return First::Upgrade { response: bytes, identity, leftover: Bytes::copy_from_slice(&read[head.len..]) };
@@ -199,7 +174,11 @@ async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Re
     }
     // CORS headers go on every response, as Raccoon's middleware wrapped its whole router.
     let cors_request = shard.cors.is_some().then(|| request.headers().clone());
-    let route = routing::route(request.method(), request.uri().path(), request.headers(), server.check_origin);
+    let route = routing::route(request.method(), request.uri().path(), request.headers(), &server.upgrade_origins);
+    if let Route::Error { status: StatusCode::FORBIDDEN, .. } = route {
+        let origin = request.headers().get(header::ORIGIN);
+        tracing::debug!(?origin, "WebSocket upgrade from an origin not allowed");
+    }
     let mut response = match route {
         Route::Ping => text(StatusCode::OK, "pong"),
         Route::Live => text(StatusCode::OK, "live"),
@@ -216,7 +195,7 @@ async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Re
             response
         }
         Route::Upgrade { accept_key } => {
-            let (response, identity) = upgrade_response(shard, request.headers(), &accept_key);
+            let (response, identity) = upgrade_response(shard, request.headers(), request.uri().query(), &accept_key);
             upgrade.set(Some(identity));
             return response;
         }
@@ -229,14 +208,28 @@ async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Re
 }
 
 /// The 101 that accepts a WebSocket upgrade (CORS headers added, as on every response), and
-/// who the connection belongs to.
-fn upgrade_response(shard: &Shard, headers: &HeaderMap, accept_key: &str) -> (Response<Body>, Identity) {
-    let (user, group) = Identity::from_headers(&shard.config.server, headers);
+/// who the connection belongs to (see [`crate::protocol::identity`]).
+fn upgrade_response(
+    shard: &Shard,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    accept_key: &str,
+) -> (Response<Body>, Identity) {
+    let rules = &shard.config.server.identity;
+    let named = rules.for_upgrade(headers, query);
     let mut response = switching_protocols(accept_key);
+    if let Some(protocol) = named.protocol {
+        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+    }
     if let Some(cors) = &shard.cors {
         cors.decorate(headers, response.headers_mut());
     }
-    (finish(shard, response), Identity { user: user.unwrap_or_default(), group })
+    let identity = match named.id.filter(|id| !id.is_empty()) {
+        Some(user) => Identity { user, group: named.group, anonymous: false },
+        None if rules.anonymous => Identity { user: shard.anonymous_name(), group: named.group, anonymous: true },
+        None => Identity { user: String::new(), group: named.group, anonymous: false },
+    };
+    (finish(shard, response), identity)
 }
 
 /// While the server drains, every response closes its connection.

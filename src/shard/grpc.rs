@@ -29,7 +29,6 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::conn::Identity;
 use super::submit::{publish_request, record_refused};
 use super::Shard;
 use crate::metrics::{tags, MetricId};
@@ -43,7 +42,7 @@ const MISSING_ID: &str = "connection id header missing";
 
 pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _open = shard.http_opened();
-    let peer = stream.peer_addr().ok();
+    let peer = stream.peer_addr().ok().map(crate::listen::canonical);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shard.config.server.write_wait));
     let activity = Rc::new(Activity::default());
@@ -74,7 +73,7 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
     let received_at = Instant::now();
     let path = request.uri().path();
     if !grpc::SEND_EVENT_PATHS.contains(&path) {
-        return status(GrpcCode::Unimplemented, &format!("unknown method {path}"));
+        return status(GrpcCode::Unimplemented, &grpc::unknown_method_message(path));
     }
     if request.method() != Method::POST {
         return http_error(StatusCode::METHOD_NOT_ALLOWED);
@@ -88,8 +87,9 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
         return http_error(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
     let server = &shard.config.server;
-    let (user, group_name) = Identity::from_headers(server, request.headers());
-    if user.is_none() {
+    let named = server.identity.from_headers(request.headers());
+    let group_name = named.group;
+    if named.id.is_none() {
         return status(GrpcCode::Unknown, MISSING_ID);
     }
     if shard.draining.get() {
@@ -127,7 +127,12 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
         }
         Err(error) => {
             record_refused(shard, group, shard.tags.serde);
-            return status(GrpcCode::Internal, &format!("grpc: error unmarshalling request: {error}"));
+            // grpc-go's words, with the decoder's error.
+            let detail = match error {
+                BatchError::Malformed(error) => error.to_string(),
+                other => other.to_string(),
+            };
+            return status(GrpcCode::Internal, &format!("grpc: error unmarshalling request: {detail}"));
         }
     };
     let publish = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at);

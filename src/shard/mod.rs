@@ -40,10 +40,10 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::metrics::local::FLUSH_PERIOD;
 use crate::metrics::{tags, LocalMetrics, MetricId, MetricsFactory, Tag};
+use crate::protocol::identity::Identity;
 use crate::publish::PublishQueues;
 use crate::rt::{accept_loop, Deadlines, LocalExec};
 use crate::types::{Ack, ConnId, ShardId, ShardMsg};
-use conn::Identity;
 use registry::{Admission, Registry, RegistryError};
 use session::{Outbound, OutboundTx};
 
@@ -232,7 +232,12 @@ impl Shard {
     ) -> Result<(ConnId, Tag, Rc<Admission>), RegistryError> {
         let mut metrics = self.metrics.borrow_mut();
         let group = metrics.client_tag(&identity.group);
-        let admission = match self.registry.admit(&identity.user, &identity.group) {
+        let admitted = if identity.anonymous {
+            self.registry.admit_anonymous(&identity.user, &identity.group)
+        } else {
+            self.registry.admit(&identity.user, &identity.group)
+        };
+        let admission = match admitted {
             Ok(admission) => Rc::new(admission),
             Err(refused) => {
                 // Interned once per reason (two values), then a lookup.
@@ -316,6 +321,12 @@ impl Shard {
             }
             ShardMsg::Shutdown => false,
         }
+    }
+
+    /// A name for a WebSocket that names no id, unique among the connections of this process
+    /// (`SERVER_WEBSOCKET_CONN_ID_ANONYMOUS`).
+    pub(crate) fn anonymous_name(&self) -> String {
+        self.registry.anonymous_name()
     }
 
     /// A fresh connection id (also given to each REST and gRPC request).

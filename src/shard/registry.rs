@@ -31,7 +31,8 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -39,6 +40,14 @@ use thiserror::Error;
 /// The identifier table starts with room for this many entries (about 9 KB of slots); beyond,
 /// it grows as connections arrive.
 pub(crate) const PRESIZED_IDENTIFIERS: usize = 1 << 10;
+
+/// 32 random bits, from the keys std draws for each `RandomState` (no generator is needed for
+/// a name that only has to differ between runs).
+fn random_u32() -> u32 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish() as u32
+}
 
 /// Who a connection belongs to: Raccoon's `Identifier{ID, Group}`, printed `[group] id`.
 ///
@@ -93,6 +102,10 @@ pub(crate) struct Registry {
     max: usize,
     open: AtomicUsize,
     identifiers: papaya::HashSet<Identifier>,
+    /// Names handed to anonymous connections: `anon-<nonce>-<n>`, `nonce` chosen per process
+    /// so that names of one run are not those of the last.
+    anonymous_nonce: u32,
+    anonymous_next: AtomicU64,
 }
 
 impl fmt::Debug for Registry {
@@ -108,7 +121,15 @@ impl Registry {
             max: max_conn,
             open: AtomicUsize::new(0),
             identifiers: papaya::HashSet::with_capacity(max_conn.min(PRESIZED_IDENTIFIERS)),
+            anonymous_nonce: random_u32(),
+            anonymous_next: AtomicU64::new(0),
         }
+    }
+
+    /// A name no other anonymous connection of this process has had.
+    pub(crate) fn anonymous_name(&self) -> String {
+        let n = self.anonymous_next.fetch_add(1, Ordering::Relaxed);
+        format!("anon-{:08x}-{n}", self.anonymous_nonce)
     }
 
     /// Connections admitted and not yet released.
@@ -119,22 +140,35 @@ impl Registry {
     /// Admits a connection of `(id, group)`: refused when the limit is reached, else when the
     /// identifier is in use. Never waits for another shard.
     pub(crate) fn admit(self: &Arc<Self>, id: &str, group: &str) -> Result<Admission, RegistryError> {
+        self.take_slot()?;
+        let identifier = Identifier { group: group.into(), id: id.into() };
+        if !self.identifiers.pin().insert(identifier.clone()) {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(RegistryError::Duplicate { identifier });
+        }
+        Ok(Admission { registry: Arc::clone(self), identifier, listed: true, released: Cell::new(false) })
+    }
+
+    /// Admits an anonymous connection (named by [`Registry::anonymous_name`]): it counts against
+    /// the limit, and no other connection can duplicate it, so its identifier is not listed.
+    pub(crate) fn admit_anonymous(self: &Arc<Self>, id: &str, group: &str) -> Result<Admission, RegistryError> {
+        self.take_slot()?;
+        let identifier = Identifier { group: group.into(), id: id.into() };
+        Ok(Admission { registry: Arc::clone(self), identifier, listed: false, released: Cell::new(false) })
+    }
+
+    /// One of the `max` slots, or `Full`.
+    fn take_slot(&self) -> Result<(), RegistryError> {
         let mut open = self.open.load(Ordering::Acquire);
         loop {
             if open >= self.max {
                 return Err(RegistryError::Full { open, max: self.max });
             }
             match self.open.compare_exchange_weak(open, open + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(now) => open = now,
             }
         }
-        let identifier = Identifier { group: group.into(), id: id.into() };
-        if !self.identifiers.pin().insert(identifier.clone()) {
-            self.open.fetch_sub(1, Ordering::AcqRel);
-            return Err(RegistryError::Duplicate { identifier });
-        }
-        Ok(Admission { registry: Arc::clone(self), identifier, released: Cell::new(false) })
     }
 }
 
@@ -145,6 +179,8 @@ impl Registry {
 pub(crate) struct Admission {
     registry: Arc<Registry>,
     identifier: Identifier,
+    /// In the identifier set (not an anonymous connection).
+    listed: bool,
     released: Cell<bool>,
 }
 
@@ -163,8 +199,10 @@ impl Admission {
         if self.released.replace(true) {
             return;
         }
-        let removed = self.registry.identifiers.pin().remove(&self.identifier);
-        debug_assert!(removed, "an admitted identifier is in the table until released");
+        if self.listed {
+            let removed = self.registry.identifiers.pin().remove(&self.identifier);
+            debug_assert!(removed, "an admitted identifier is in the table until released");
+        }
         self.registry.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -223,6 +261,22 @@ mod tests {
         assert_eq!(err.to_string(), "duplicated connection: [--default--] ");
         let _other_group = reg.admit("", "viewer").unwrap();
         assert_eq!(reg.open(), 4);
+    }
+
+    #[test]
+    fn anonymous_connections_count_but_never_collide() {
+        let reg = registry(3);
+        let names: Vec<String> = (0..3).map(|_| reg.anonymous_name()).collect();
+        assert!(names[0].starts_with("anon-") && names[0] != names[1] && names[1] != names[2], "{names:?}");
+        let a = reg.admit_anonymous(&names[0], "--default--").unwrap();
+        let _b = reg.admit_anonymous(&names[1], "--default--").unwrap();
+        let _empty = reg.admit("", "--default--").unwrap();
+        assert_eq!(reg.open(), 3, "anonymous connections count against the limit");
+        assert!(matches!(reg.admit_anonymous(&names[2], "--default--"), Err(RegistryError::Full { .. })));
+        assert_eq!(reg.identifiers.pin().len(), 1, "only the named connection is listed");
+        drop(a);
+        assert_eq!(reg.open(), 2);
+        assert_eq!(reg.identifiers.pin().len(), 1);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! Added here: 413 for a body over `SERVER_HTTP_MAX_BODY_BYTES`, 408 for a body that does not
 //! arrive within `SERVER_HTTP_BODY_TIMEOUT_MS`, 503 while the server shuts down.
 //!
+//! Each refusal's `reason` is Raccoon's text where Raccoon has the case (`invalid content type`,
+//! `deserialization failure`, `cannot publish events: ...`); where that text is fixed, what went
+//! wrong goes to the `X-Raccoon-Error-Detail` header and the debug log.
+//!
 //! Identity: the group header names the `conn_group` metric tag; the id is not required and
 //! never deduplicated (as Raccoon).
 //!
@@ -20,7 +24,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 
-use super::conn::{Body, Identity};
+use super::conn::Body;
 use super::submit::{publish_request, record_refused};
 use super::Shard;
 use crate::metrics::{tags, MetricId};
@@ -30,8 +34,12 @@ use crate::protocol::pb::Code;
 use crate::protocol::reply::{unix_now_secs, Reply};
 use crate::protocol::Wire;
 
-/// Raccoon's reason for a body that is not a `SendEventRequest`; the detail follows it here.
+/// Raccoon's reason, exactly, for a body that is not a `SendEventRequest` (or could not be
+/// read); the detail goes to [`routing::ERROR_DETAIL_HEADER`] and the debug log.
 const DESERIALIZATION_FAILURE: &str = "deserialization failure";
+
+/// Raccoon's reason for a `Content-Type` that is neither JSON nor protobuf.
+const INVALID_CONTENT_TYPE: &str = "invalid content type";
 
 /// Why a request body could not be read.
 #[derive(Debug)]
@@ -47,13 +55,24 @@ enum BodyError {
 pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<Body> {
     let received_at = Instant::now();
     let server = &shard.config.server;
-    let (_, group_name) = Identity::from_headers(server, request.headers());
+    let group_name = server.identity.from_headers(request.headers()).group;
     let group = shard.metrics.borrow_mut().client_tag(&group_name);
     let Some(wire) = routing::rest_wire(request.headers()) else {
         record_refused(shard, group, shard.tags.unknown_content_type);
-        let reply = Reply::request_error(Code::BadRequest, "invalid content type".to_owned());
-        // Always JSON, as Raccoon: the client's encoding is what is unknown.
-        return respond(StatusCode::BAD_REQUEST, Wire::Json, None, &reply);
+        let given = request.headers().get(header::CONTENT_TYPE);
+        let detail = match given.map(HeaderValue::to_str) {
+            None => "no Content-Type; send application/json or application/proto".to_owned(),
+            Some(Ok(given)) => format!("Content-Type {given:?} is neither application/json nor application/proto"),
+            Some(Err(_)) => "Content-Type is not text; send application/json or application/proto".to_owned(),
+        };
+        tracing::debug!(%detail, "REST request refused");
+        let reply = Reply::request_error(Code::BadRequest, INVALID_CONTENT_TYPE.to_owned());
+        // The body is always JSON, as Raccoon's: the client's encoding is what is unknown. Its
+        // Content-Type echoes the request's, as Raccoon's; with none, it names what the body is
+        // (Raccoon sent an empty Content-Type, which names nothing).
+        let mut response = respond(StatusCode::BAD_REQUEST, Wire::Json, given.cloned(), &reply);
+        response.headers_mut().insert(routing::ERROR_DETAIL_HEADER, routing::error_detail(&detail));
+        return response;
     };
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     if shard.draining.get() {
@@ -64,6 +83,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
         Ok(body) => body,
         Err(error) => {
             record_refused(shard, group, shard.tags.read_error);
+            let mut detail = None;
             let (status, code, reason) = match error {
                 BodyError::TooLarge(len) => (
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -75,13 +95,16 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
                     Code::BadRequest,
                     format!("request body not received within {} ms", limit.as_millis()),
                 ),
-                BodyError::Read(error) => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Code::InternalError,
-                    format!("{DESERIALIZATION_FAILURE}: {error}"),
-                ),
+                BodyError::Read(error) => {
+                    tracing::debug!(%error, "REST body not read");
+                    detail = Some(format!("cannot read the request body: {error}"));
+                    (StatusCode::INTERNAL_SERVER_ERROR, Code::InternalError, DESERIALIZATION_FAILURE.to_owned())
+                }
             };
             let mut response = respond(status, wire, content_type, &Reply::request_error(code, reason));
+            if let Some(detail) = detail {
+                response.headers_mut().insert(routing::ERROR_DETAIL_HEADER, routing::error_detail(&detail));
+            }
             // The rest of the body was not read: the connection cannot carry another request.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return response;
@@ -97,8 +120,10 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
         Err(error) => {
             record_refused(shard, group, shard.tags.serde);
             tracing::debug!(%error, "REST body refused");
-            let reply = Reply::request_error(Code::BadRequest, format!("{DESERIALIZATION_FAILURE}: {error}"));
-            return respond(StatusCode::BAD_REQUEST, wire, content_type, &reply);
+            let reply = Reply::request_error(Code::BadRequest, DESERIALIZATION_FAILURE.to_owned());
+            let mut response = respond(StatusCode::BAD_REQUEST, wire, content_type, &reply);
+            response.headers_mut().insert(routing::ERROR_DETAIL_HEADER, routing::error_detail(&error.to_string()));
+            return response;
         }
     };
     let reply = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at).await;
@@ -146,7 +171,7 @@ async fn read_body(mut body: Incoming, max: usize, limit: Duration) -> Result<By
 }
 
 /// A response carrying `reply` in `wire`'s encoding. Its `Content-Type` echoes the request's
-/// when it named a supported one (as Raccoon), else names the encoding.
+/// (as Raccoon's), or names the encoding when the request had none.
 fn respond(status: StatusCode, wire: Wire, content_type: Option<HeaderValue>, reply: &Reply) -> Response<Body> {
     let mut response = Response::new(Body::new(Bytes::from(reply.encode(wire, unix_now_secs()))));
     *response.status_mut() = status;

@@ -33,7 +33,6 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use super::conn::Identity;
 use super::keepalive::{Keepalive, Liveness};
 use super::outbound::Queue;
 use super::registry::{Admission, RegistryError};
@@ -44,6 +43,7 @@ use super::Shard;
 use crate::config::AckMode;
 use crate::dedup::{Dedup, Fingerprint, Verdict};
 use crate::metrics::{tags, MetricId, Tag};
+use crate::protocol::identity::Identity;
 use crate::protocol::reply::Reply;
 use crate::protocol::websocket::{FrameError, FrameReader, Incoming};
 use crate::protocol::Wire;

@@ -247,6 +247,33 @@ fn signal(child: &Child, sig: libc::c_int) {
 /// The longest a test waits for any one reply.
 pub const REPLY_LIMIT: Duration = Duration::from_secs(30);
 
+/// One unary gRPC call to `addr` with `metadata`, as a stock client (tonic) makes it.
+pub fn grpc_call<M: prost::Message + Default + 'static>(
+    addr: SocketAddr,
+    path: &'static str,
+    message: M,
+    metadata: &[(&'static str, &str)],
+) -> Result<pb::SendEventResponse, tonic::Status> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .expect("connect to the gRPC port");
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.expect("channel ready");
+        let mut request = tonic::Request::new(message);
+        for (k, v) in metadata {
+            request.metadata_mut().insert(*k, v.parse().unwrap());
+        }
+        let codec = tonic_prost::ProstCodec::<M, pb::SendEventResponse>::default();
+        let path = http::uri::PathAndQuery::from_static(path);
+        client.unary(request, path, codec).await.map(tonic::Response::into_inner)
+    })
+}
+
 /// A synchronous WebSocket client with a read timeout.
 pub struct Client {
     pub ws: WebSocket<TcpStream>,

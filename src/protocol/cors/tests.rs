@@ -320,3 +320,30 @@ fn canonical_names() {
     assert_eq!(canonical_header_name("a--b"), "A--B");
     assert_eq!(canonical_header_name(""), "");
 }
+
+#[test]
+fn wildcard_subdomains_are_echoed_with_vary() {
+    let mut config = spec_config();
+    config.allowed_origins = vec!["https://*.example.com".into()];
+    let policy = CorsPolicy::new(&config);
+    let response = decorated(&policy, &headers(&[("origin", "https://shop.example.com")]));
+    assert_eq!(get(&response, "access-control-allow-origin"), Some("https://shop.example.com"));
+    assert_eq!(get(&response, "vary"), Some("Origin"), "the answer depends on the origin");
+    assert_no_cors_headers(&decorated(&policy, &headers(&[("origin", "https://example.com")])));
+    assert_no_cors_headers(&decorated(&policy, &headers(&[("origin", "http://shop.example.com")])));
+}
+
+#[test]
+fn an_error_detail_is_exposed_to_allowed_origins_only() {
+    let policy = CorsPolicy::new(&spec_config());
+    let mut response = HeaderMap::new();
+    response.insert(ERROR_DETAIL_HEADER, HeaderValue::from_static("missing field"));
+    policy.decorate(&headers(&[("origin", "http://localhost:3000")]), &mut response);
+    assert_eq!(get(&response, "access-control-expose-headers"), Some("X-Raccoon-Error-Detail"));
+    let mut foreign = HeaderMap::new();
+    foreign.insert(ERROR_DETAIL_HEADER, HeaderValue::from_static("missing field"));
+    policy.decorate(&headers(&[("origin", "http://elsewhere.test")]), &mut foreign);
+    assert!(!foreign.contains_key("access-control-expose-headers"));
+    let plain = decorated(&policy, &headers(&[("origin", "http://localhost:3000")]));
+    assert!(!plain.contains_key("access-control-expose-headers"), "nothing to expose");
+}
