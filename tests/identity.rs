@@ -350,3 +350,116 @@ fn a_connection_paused_by_backpressure_is_not_dropped_as_silent() {
     probe(&mut client, "after-pause");
     assert_topics_hold(kafka, &expected_by_topic(&prefix, &batches));
 }
+
+/// For browsers, which cannot set headers on a WebSocket: the id and group from query
+/// parameters (URL-decoded), or from offered subprotocols (the 101 answers `raccoon`, never the
+/// value), each only when enabled; the header still comes first. The identifiers they name are
+/// Raccoon's: a second connection with the same one gets code 5.
+#[test]
+fn browsers_name_their_connection_in_the_query_or_the_subprotocols() {
+    let server = server_with(&[
+        ("SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM", "user_id"),
+        ("SERVER_WEBSOCKET_CONN_GROUP_QUERY_PARAM", "group"),
+        ("SERVER_WEBSOCKET_CONN_SUBPROTOCOL_ENABLED", "true"),
+        ("LOG_LEVEL", "info,raccoon::shard=debug"),
+    ]);
+    let (mut by_query, answer) = Client::connect_to(server.addr, "/api/v1/events?user_id=J%C3%BCrgen+1&group=web", &[]);
+    assert!(!answer.contains_key("sec-websocket-protocol"), "nothing offered, nothing answered");
+    probe(&mut by_query, "query");
+    let (mut again, _) = Client::connect_to(server.addr, "/api/v1/events?group=web&user_id=J%C3%BCrgen%201", &[]);
+    expect_refusal(
+        &mut again,
+        pb::Code::MaxUserLimitReached,
+        "duplicated connection: [web] Jürgen 1,",
+        "duplicate connection: Jürgen 1",
+    );
+
+    let offered = [("Sec-WebSocket-Protocol", "raccoon, raccoon.id.u%40shop, raccoon.group.web")];
+    let (mut by_protocol, answer) = Client::connect_to(server.addr, "/api/v1/events", &offered);
+    assert_eq!(answer.get("sec-websocket-protocol").map(|v| v.to_str().unwrap()), Some("raccoon"));
+    probe(&mut by_protocol, "protocol");
+    let (mut again, _) = Client::connect_to(server.addr, "/api/v1/events?user_id=u%40shop&group=web", &[]);
+    expect_refusal(
+        &mut again,
+        pb::Code::MaxUserLimitReached,
+        "duplicated connection: [web] u@shop,",
+        "duplicate connection: u@shop",
+    );
+
+    // An upgrade hyper reads (sent in pieces) is answered the same.
+    let split = [("Sec-WebSocket-Protocol", "raccoon"), ("Sec-WebSocket-Protocol", "raccoon.id.split")];
+    let (head, mut by_hyper) = upgrade_by_hand(server.addr, &split, &[30], &[]);
+    assert!(head.to_ascii_lowercase().contains("\r\nsec-websocket-protocol: raccoon\r\n"), "{head}");
+    probe(&mut by_hyper, "split");
+
+    // The header wins over both.
+    let (mut by_header, _) =
+        Client::connect_to(server.addr, "/api/v1/events?user_id=u%40shop&group=web", &[("X-User-ID", "h1")]);
+    probe(&mut by_header, "header");
+    let log = server.log();
+    assert!(log.contains("user=h1 group=web") || log.contains("user=h1, group=web"), "{log}");
+
+    // Off by default: the query and the offered protocols are ignored (none is answered, as
+    // Raccoon's), and the connection has Raccoon's empty id.
+    let plain = server_with(&[]);
+    let (head, mut first) = upgrade_by_hand(plain.addr, &offered, &[], &[]);
+    assert!(
+        head.starts_with("HTTP/1.1 101 ") && !head.to_ascii_lowercase().contains("sec-websocket-protocol"),
+        "{head}"
+    );
+    probe(&mut first, "plain");
+    let (mut second, _) = Client::connect_to(plain.addr, "/api/v1/events?user_id=b", &[]);
+    expect_refusal(
+        &mut second,
+        pb::Code::MaxUserLimitReached,
+        "duplicated connection: [--default--] ,",
+        "duplicate connection: ",
+    );
+}
+
+/// With `SERVER_WEBSOCKET_CONN_ID_ANONYMOUS`, connections that name no id each get their own
+/// identity (so several browser tabs connect at once), and still count against the limit.
+#[test]
+fn anonymous_connections_each_get_an_identity_and_count_against_the_limit() {
+    let server = server_with(&[
+        ("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS", "true"),
+        ("SERVER_WEBSOCKET_MAX_CONN", "3"),
+        ("LOG_LEVEL", "info,raccoon::shard=debug"),
+    ]);
+    let mut anonymous: Vec<Client> = (0..2).map(|_| server.connect(&[])).collect();
+    for (i, client) in anonymous.iter_mut().enumerate() {
+        probe(client, &format!("anonymous-{i}"));
+    }
+    let mut named = server.connect(&[("X-User-ID", "named")]);
+    probe(&mut named, "named");
+    let mut over = server.connect(&[]);
+    expect_refusal(&mut over, pb::Code::MaxConnectionLimitReached, "max connection reached", "Max connection reached");
+    let log = server.log();
+    let names: std::collections::BTreeSet<&str> = log
+        .split("user=")
+        .skip(1)
+        .filter_map(|rest| rest.split([' ', ',', '}']).next())
+        .filter(|u| u.starts_with("anon-"))
+        .collect();
+    assert!(names.len() >= 2, "two anonymous names, each its own: {names:?}\n{log}");
+    // A freed slot is taken by the next anonymous connection.
+    anonymous.pop().unwrap().close();
+    let mut next = connect_until_admitted(&server);
+    probe(&mut next, "next");
+}
+
+/// Connects without an id until the server admits the connection (a slot frees as soon as the
+/// server has the client's close, which may be just after the client saw the close).
+fn connect_until_admitted(server: &TestServer) -> Client {
+    for _ in 0..50 {
+        let mut client = server.connect(&[]);
+        client.send_batch(&pb::SendEventRequest { req_guid: "try".into(), ..Default::default() });
+        let reply = client.reply();
+        if reply.code() == pb::Code::Ok {
+            return client;
+        }
+        assert_eq!(reply.code(), pb::Code::MaxConnectionLimitReached, "{reply:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no slot freed within a second");
+}

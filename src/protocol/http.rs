@@ -127,13 +127,14 @@ fn upgrade(headers: &HeaderMap, origins: &UpgradeOrigins) -> Route {
             Some((header::SEC_WEBSOCKET_VERSION, "13")),
         );
     }
+    // The origin before the key, in the order Raccoon's upgrader (gorilla's) checks them.
+    if !origins.allows(headers) {
+        return error(StatusCode::FORBIDDEN, "websocket: request origin not allowed", None);
+    }
     let key = match headers.get(header::SEC_WEBSOCKET_KEY).map(|v| v.as_bytes().trim_ascii()) {
         Some(key) if !key.is_empty() => key,
         _ => return error(StatusCode::BAD_REQUEST, "websocket: 'Sec-WebSocket-Key' header is missing or blank", None),
     };
-    if !origins.allows(headers) {
-        return error(StatusCode::FORBIDDEN, "websocket: request origin not allowed", None);
-    }
     Route::Upgrade { accept_key: tungstenite::handshake::derive_accept_key(key) }
 }
 

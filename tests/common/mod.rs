@@ -281,10 +281,19 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
+        Client::connect_to(addr, "/api/v1/events", headers).0
+    }
+
+    /// Opens a WebSocket to `target` (path and query) and returns it with the 101's headers.
+    pub fn connect_to(
+        addr: SocketAddr,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> (Client, tungstenite::http::HeaderMap) {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut builder = tungstenite::http::Request::builder()
-            .uri(format!("ws://{addr}/api/v1/events"))
+            .uri(format!("ws://{addr}{target}"))
             .header("Host", addr.to_string())
             .header("Connection", "Upgrade")
             .header("Upgrade", "websocket")
@@ -293,8 +302,8 @@ impl Client {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let (ws, _) = tungstenite::client(builder.body(()).unwrap(), stream).expect("websocket handshake");
-        Client { ws }
+        let (ws, response) = tungstenite::client(builder.body(()).unwrap(), stream).expect("websocket handshake");
+        (Client { ws }, response.headers().clone())
     }
 
     pub fn set_read_timeout(&self, d: Duration) {
