@@ -160,7 +160,7 @@ fn a_web_page_publishes(event_ack: &str) {
     let seen = drive(
         &chromium,
         &[
-            ("SERVER", server_name.clone()),
+            ("SERVER", server_name),
             ("README_PAGE", format!("http://localhost:{pages}/")),
             ("ALLOWED_PAGE", format!("http://localhost:{pages}/blank")),
             ("REFUSED_PAGE", format!("http://127.0.0.1:{pages}/blank")),
