@@ -224,8 +224,8 @@ fn a_web_page_publishes(event_ack: &str) {
         expect(&["hello over REST", "hello over a WebSocket"]),
         "README's page's events"
     );
-    let log = server.log();
-    assert!(log.contains("user=page user@1 group=web"), "the socket was named by its subprotocol:\n{log}");
+    // The socket named by its subprotocol.
+    server.assert_logged("user=page user@1 group=web");
 }
 
 #[test]

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use common::*;
 use prost::Message as _;
@@ -15,15 +13,6 @@ const NO_BROKER: &str = "127.0.0.1:1";
 
 fn start(event_ack: &str) -> TestServer {
     TestServer::start(NO_BROKER, &[("PUBLISHER_TYPE", "log"), ("EVENT_ACK", event_ack), ("SERVER_SHARDS", "2")])
-}
-
-/// Waits (bounded) until the server's log holds `line`; the log is read by another thread.
-fn assert_logged(server: &TestServer, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.log().contains(line) {
-        assert!(Instant::now() < deadline, "the server never logged {line:?}:\n{}", server.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn request(req_guid: &str, events: Vec<(&str, Vec<u8>)>) -> pb::SendEventRequest {
@@ -54,8 +43,8 @@ fn events_are_logged_acked_and_no_broker_is_needed() {
     let json = br#"{"page":"home","items":[1,2]}"#.to_vec();
     client.send_batch(&request("guid-ok", vec![("page", json), ("click", proto)]));
     assert_success(&client.reply(), "guid-ok");
-    assert_logged(&server, r#"[LogPublisher] kind = json, event_type = page, event = {"page":"home","items":[1,2]}"#);
-    assert_logged(&server, &format!("[LogPublisher] kind = protobuf, event_type = click, event = {proto_text}"));
+    server.assert_logged(r#"[LogPublisher] kind = json, event_type = page, event = {"page":"home","items":[1,2]}"#);
+    server.assert_logged(&format!("[LogPublisher] kind = protobuf, event_type = click, event = {proto_text}"));
 
     // Event 1 is neither JSON nor protobuf (a varint cut short): the batch fails, naming it.
     let good = br#"{"ok":true}"#.to_vec();
@@ -70,7 +59,7 @@ fn events_are_logged_acked_and_no_broker_is_needed() {
         reply.reason
     );
     // The good event of that batch was still logged.
-    assert_logged(&server, r#"event_type = page, event = {"ok":true}"#);
+    server.assert_logged(r#"event_type = page, event = {"ok":true}"#);
 
     client.close();
     let status = server.terminate();
@@ -85,12 +74,12 @@ fn ack_on_receipt_answers_and_logs_and_reports_losses() {
     let (proto, proto_text) = protobuf_payload();
     client.send_batch(&request("guid-0", vec![("signup", proto)]));
     assert_success(&client.reply(), "guid-0");
-    assert_logged(&server, &format!("[LogPublisher] kind = protobuf, event_type = signup, event = {proto_text}"));
+    server.assert_logged(&format!("[LogPublisher] kind = protobuf, event_type = signup, event = {proto_text}"));
 
     // Answered on receipt, so the undecodable event can only be reported as lost.
     client.send_batch(&request("guid-lost", vec![("view", vec![0xff])]));
     assert_success(&client.reply(), "guid-lost");
-    assert_logged(&server, "events lost after ack on receipt");
+    server.assert_logged("events lost after ack on receipt");
 
     client.close();
     let status = server.terminate();

@@ -333,7 +333,8 @@ fn a_body_cut_off_is_a_500() {
 }
 
 /// Too many headers is 431; the WebSocket upgrade refuses a foreign Origin with 403 while
-/// SERVER_WEBSOCKET_CHECK_ORIGIN is on (the default), and accepts it when it is off.
+/// SERVER_WEBSOCKET_CHECK_ORIGIN is on (the default), accepts it when it is off, and accepts the
+/// origins SERVER_WEBSOCKET_ALLOWED_ORIGINS lists.
 #[test]
 fn header_count_and_websocket_origin() {
     let server = TestServer::start(shared_kafka(), &[("SERVER_HTTP_MAX_HEADERS", "8")]);
@@ -361,6 +362,26 @@ fn header_count_and_websocket_origin() {
     let open = TestServer::start(shared_kafka(), &[("SERVER_WEBSOCKET_CHECK_ORIGIN", "false")]);
     let foreign = upgrade(&open, "http://evil.test");
     assert!(foreign.starts_with("HTTP/1.1 101 "), "{foreign}");
+
+    // A list of its own, with a wildcard; the whole origin counts.
+    let listed = TestServer::start(
+        shared_kafka(),
+        &[("SERVER_WEBSOCKET_ALLOWED_ORIGINS", "https://*.shop.test, http://localhost:3000")],
+    );
+    for (origin, status) in [
+        ("https://www.shop.test", "101"),
+        ("https://a.b.shop.test:443", "101"),
+        ("http://localhost:3000", "101"),
+        ("https://shop.test", "403"),
+        ("http://www.shop.test", "403"),
+        ("http://localhost:3001", "403"),
+        ("http://evil.test", "403"),
+    ] {
+        let answer = upgrade(&listed, origin);
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{origin}: {answer}");
+    }
+    let own = upgrade(&listed, &format!("http://{}", listed.addr));
+    assert!(own.starts_with("HTTP/1.1 101 "), "the same origin still may: {own}");
 }
 
 /// SIGTERM ends the server promptly (exit 0) although HTTP keep-alive and gRPC connections are

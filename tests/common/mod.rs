@@ -118,6 +118,24 @@ impl TestServer {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Waits (bounded) until the log, read by another thread, satisfies `holds`; returns it.
+    pub fn wait_for_log(&self, what: &str, holds: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if holds(&log) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "the server never logged {what}:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (bounded) until the server's log holds `line`.
+    pub fn assert_logged(&self, line: &str) {
+        self.wait_for_log(&format!("{line:?}"), |log| log.contains(line));
+    }
+
     /// Sends SIGTERM and waits (bounded) for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         self.terminate_async();
