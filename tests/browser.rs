@@ -6,9 +6,10 @@
 //! at once that name nothing (anonymous identities); and a page on a refused origin, whose socket
 //! never opens. Every event is read back from Kafka.
 //!
-//! Chromium and playwright-core come from `scripts/browser.sh install` (CI runs it first; here
-//! it runs again and does nothing when they are there). Without them the test fails under CI and
-//! says it is skipped otherwise. The pages are served from 127.0.0.1 by the test itself.
+//! Chromium and playwright-core come from `scripts/browser.sh install`, which `.ci/run` runs as a
+//! step of its own (failing CI when it cannot) and the test runs again (doing nothing when they
+//! are there). Where they cannot be had, the test says it is skipped, unless `CI` is set. The
+//! pages are served from 127.0.0.1 by the test itself.
 
 mod common;
 
