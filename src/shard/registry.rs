@@ -5,7 +5,9 @@
 //! Touched twice per connection, at admission and at release, never per batch. [`Registry::admit`]
 //! checks the limit first, then the identifier (so a duplicate arriving when the server is full
 //! is refused as "full", as in Raccoon), and returns an [`Admission`] that releases both when it
-//! is released or dropped.
+//! is released or dropped. An anonymous connection (`SERVER_WEBSOCKET_CONN_ID_ANONYMOUS`) takes a
+//! slot under a name the registry gives it ([`Registry::anonymous_name`]) and is not listed: no
+//! other connection can have its name.
 //!
 //! # Structure, and what else was weighed
 //! * The limit is one `AtomicUsize`: a compare-and-swap loop that never lets the count pass the
