@@ -14,7 +14,6 @@
 //! Binding happens on the main thread, before any shard starts, so that "port in use" is one
 //! clear startup error naming the key, and port 0 means one free port for all shards.
 
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
@@ -63,15 +62,6 @@ impl BindAddress {
                     Listen { ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), only_v6: false }
                 }
             },
-        }
-    }
-}
-
-impl fmt::Display for BindAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BindAddress::DualStack => f.write_str("every address, IPv6 and IPv4"),
-            BindAddress::Ip(ip) => write!(f, "{ip}"),
         }
     }
 }
