@@ -125,9 +125,8 @@ impl Offered {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim);
+        let decoded = |value: &str| percent_encoding::percent_decode_str(value).decode_utf8().ok().map(|v| v.into());
         for protocol in protocols {
-            let decoded =
-                |value: &str| percent_encoding::percent_decode_str(value).decode_utf8().ok().map(|v| v.into());
             if protocol == SUBPROTOCOL {
                 offered.raccoon = true;
             } else if let Some(id) = protocol.strip_prefix(ID_PROTOCOL_PREFIX) {

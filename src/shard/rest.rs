@@ -70,9 +70,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
         // The body is always JSON, as Raccoon's: the client's encoding is what is unknown. Its
         // Content-Type echoes the request's, as Raccoon's; with none, it names what the body is
         // (Raccoon sent an empty Content-Type, which names nothing).
-        let mut response = respond(StatusCode::BAD_REQUEST, Wire::Json, given.cloned(), &reply);
-        response.headers_mut().insert(routing::ERROR_DETAIL_HEADER, routing::error_detail(&detail));
-        return response;
+        return with_detail(respond(StatusCode::BAD_REQUEST, Wire::Json, given.cloned(), &reply), &detail);
     };
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     if shard.draining.get() {
@@ -103,7 +101,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
             };
             let mut response = respond(status, wire, content_type, &Reply::request_error(code, reason));
             if let Some(detail) = detail {
-                response.headers_mut().insert(routing::ERROR_DETAIL_HEADER, routing::error_detail(&detail));
+                response = with_detail(response, &detail);
             }
             // The rest of the body was not read: the connection cannot carry another request.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -121,9 +119,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
             record_refused(shard, group, shard.tags.serde);
             tracing::debug!(%error, "REST body refused");
             let reply = Reply::request_error(Code::BadRequest, DESERIALIZATION_FAILURE.to_owned());
-            let mut response = respond(StatusCode::BAD_REQUEST, wire, content_type, &reply);
-            response.headers_mut().insert(routing::ERROR_DETAIL_HEADER, routing::error_detail(&error.to_string()));
-            return response;
+            return with_detail(respond(StatusCode::BAD_REQUEST, wire, content_type, &reply), &error.to_string());
         }
     };
     let reply = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at).await;
@@ -168,6 +164,12 @@ async fn read_body(mut body: Incoming, max: usize, limit: Duration) -> Result<By
         Ok(result) => result,
         Err(_) => Err(BodyError::Timeout(limit)),
     }
+}
+
+/// `response` with `detail` in [`routing::ERROR_DETAIL_HEADER`].
+fn with_detail(mut response: Response<Body>, detail: &str) -> Response<Body> {
+    response.headers_mut().insert(routing::ERROR_DETAIL_HEADER, routing::error_detail(detail));
+    response
 }
 
 /// A response carrying `reply` in `wire`'s encoding. Its `Content-Type` echoes the request's
