@@ -5,11 +5,15 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # librdkafka is compiled from source by rdkafka-sys: it needs a C toolchain and make, both in
-# this image. The protobuf contract is compiled by protox inside build.rs: no protoc needed.
-COPY Cargo.toml Cargo.lock build.rs ./
+# this image. The protobuf contract is compiled by protox in crates/proto/build.rs: no protoc
+# needed. Every workspace member is copied, as cargo reads them all.
+COPY Cargo.toml Cargo.lock ./
 COPY proto proto
+COPY crates crates
 COPY src src
 COPY benches benches
+COPY clients/rust clients/rust
+COPY clients/cli clients/cli
 RUN cargo build --release --locked --bin raccoon \
  && install -m 0755 target/release/raccoon /usr/local/bin/raccoon
 

@@ -20,12 +20,12 @@
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use prost::Message;
-use raccoon::dedup::{Dedup, Verdict};
-use raccoon::protocol::batch::decode_batch;
-use raccoon::protocol::json::{decode_json_batch, decode_json_batch_from};
-use raccoon::protocol::pb;
-use raccoon::protocol::reply::Reply;
-use raccoon::topic::TopicPattern;
+use raccoon_core::topic::TopicPattern;
+use raccoon_protocol::batch::decode_batch;
+use raccoon_protocol::json::{decode_json_batch, decode_json_batch_from};
+use raccoon_protocol::pb;
+use raccoon_protocol::reply::Reply;
+use raccoon_shard::dedup::{Dedup, Verdict};
 
 /// A batch shaped like mobile clickstream traffic: `events` events of `size` bytes over a few types.
 fn frame(events: usize, size: usize) -> Bytes {
@@ -144,7 +144,7 @@ fn reply(c: &mut Criterion) {
             let reply = black_box(&success);
             let data =
                 std::collections::HashMap::from([("req_guid".to_owned(), reply.req_guid.clone().unwrap_or_default())]);
-            raccoon::protocol::pb::SendEventResponse {
+            raccoon_protocol::pb::SendEventResponse {
                 status: reply.status as i32,
                 code: reply.code as i32,
                 sent_time: 1_700_000_000,

@@ -16,10 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use prost::Message;
-use raccoon::metrics::{count_events, tags, LocalMetrics, MetricId, Registry};
-use raccoon::protocol::batch::{decode_batch, DecodedBatch};
-use raccoon::protocol::pb;
-use raccoon::topic::TopicPattern;
+use raccoon_core::topic::TopicPattern;
+use raccoon_metrics::{count_events, tags, LocalMetrics, MetricId, Registry};
+use raccoon_protocol::batch::{decode_batch, DecodedBatch};
+use raccoon_protocol::pb;
 
 fn frame(events: usize) -> Bytes {
     let types = ["page", "click", "impression", "session"];
@@ -37,7 +37,7 @@ fn frame(events: usize) -> Bytes {
 fn shard_side(m: &mut LocalMetrics, batch: &DecodedBatch) {
     let (group, ok, na) = (m.client_tag("mobile"), m.tag("success"), m.tag("NA"));
     m.add(MetricId::BatchesRead, tags([ok, na, group]), 1);
-    count_events(m, group, &batch.events);
+    count_events(m, group, batch.events.iter().map(|e| (&e.event_type[..], e.payload.len())));
     m.record(MetricId::EventProcessing, tags([group]), Duration::from_micros(1500));
     m.record(MetricId::EventRtt, tags([]), Duration::from_micros(900));
 }

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use prost::Message as _;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
@@ -176,7 +176,7 @@ impl ProducerContext for Counting {
 
 fn baseline(settings: &Settings, prefix: &str) -> Run {
     let mut client = ClientConfig::new();
-    for (key, value) in raccoon::config::kafka::client_properties([("BOOTSTRAP_SERVERS", KAFKA)]) {
+    for (key, value) in raccoon_publish::kafka::client_properties([("BOOTSTRAP_SERVERS", KAFKA)]) {
         client.set(key, value);
     }
     let context = Counting { delivered: AtomicU64::new(0), failed: AtomicU64::new(0) };

@@ -1,4 +1,8 @@
-//! The `raccoon` binary: command line, configuration, wiring, signals. Nothing else.
+//! The `raccoon` binary: command line, configuration, wiring the crates together, signals, the
+//! logger and the Prometheus exporter's thread. Nothing else.
+
+mod logging;
+mod prometheus;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,12 +14,12 @@ use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use raccoon::config::{keys::KEYS, Config, PublisherKind, ServerConfig, Sources};
-use raccoon::health::Health;
-use raccoon::metrics::Metrics;
-use raccoon::publish::Publishers;
-use raccoon::shard;
-use raccoon::types::ShardMsg;
+use raccoon_config::{keys::KEYS, Config, Sources};
+use raccoon_core::handoff::ShardMsg;
+use raccoon_core::health::Health;
+use raccoon_metrics::Metrics;
+use raccoon_publish::{PublisherKind, Publishers};
+use raccoon_shard::ServerConfig;
 
 /// Capacity of each shard's inbox (delivery acks). A full inbox makes the publisher's poll
 /// thread wait, never the shard.
@@ -121,7 +125,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         print_config(&config);
         return Ok(ExitCode::SUCCESS);
     }
-    raccoon::logging::init(&config.log_level, config.log_format)?;
+    logging::init(&config.log_level, config.log_format)?;
     check_locked_memory(&config.server)?;
 
     // Signals are blocked from here on for every thread spawned later, and handled below.
@@ -141,22 +145,32 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let listeners: Vec<_> = http.into_iter().zip(grpc).collect();
     let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) =
         (0..listeners.len()).map(|_| async_channel::bounded(INBOX_CAPACITY)).unzip();
-    let metrics = Metrics::start(&config.metrics, prometheus)?;
-    if let (Some(addr), Some((_, path))) = (metrics.prometheus_addr(), &config.metrics.prometheus) {
+    let metrics = Metrics::start(&config.metrics)?;
+    if let (Some(listener), Some((_, path)), Some(registry)) =
+        (prometheus, &config.metrics.prometheus, metrics.registry())
+    {
+        let addr = listener.local_addr().context("cannot read the Prometheus address")?;
+        let (path, registry) = (path.clone(), Arc::clone(registry));
         tracing::info!(%addr, "Prometheus metrics on http://{addr}{path}");
+        std::thread::Builder::new()
+            .name("raccoon-prometheus".into())
+            .spawn(move || prometheus::serve(listener, path, registry))
+            .context("cannot start the Prometheus thread")?;
     }
     // The log publisher needs no broker: nothing to check, and readiness does not wait for one.
     let health = match config.publisher.kind {
         PublisherKind::Kafka => {
             let health = Arc::new(Health::default());
-            health.start_checker(&config.publisher.kafka)?;
+            raccoon_publish::health::start_checker(&health, &config.publisher.kafka)?;
             health
         }
         PublisherKind::Log => Arc::new(Health::without_broker()),
     };
-    let (publishers, queues) = Publishers::start(&config, inbox_txs.clone(), &metrics.factory())?;
-    let shards = shard::start(&config, listeners, inbox_rxs, &queues, &metrics.factory(), &health)?;
-    drop(queues);
+    let (publishers, handoff) =
+        Publishers::start(&config.publisher, &config.topic_pattern, inbox_txs.clone(), &metrics.factory())?;
+    let shards =
+        raccoon_shard::start(&config.shard_config(), listeners, inbox_rxs, &handoff, &metrics.factory(), &health)?;
+    drop(handoff);
     tracing::info!(%grpc_addr, "gRPC on {grpc_addr}");
     tracing::info!(
         %addr,

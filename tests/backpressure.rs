@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 
 /// Bytes the client has sent that the server has not read: the server socket's receive queue
 /// plus the client socket's send queue (what the server's receive window did not admit yet),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use prost::Message as _;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 use serde_json::Value;
 
 /// The longest the browser run may take (it bounds each of its own waits to 15 s).
@@ -153,7 +153,7 @@ fn a_web_page_publishes(event_ack: &str) {
             ("SERVER_WEBSOCKET_CONN_SUBPROTOCOL_ENABLED", "true"),
             ("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS", "true"),
             // The connection spans (who each socket is) are at DEBUG.
-            ("LOG_LEVEL", "info,raccoon::shard=debug"),
+            ("LOG_LEVEL", "info,raccoon_shard=debug"),
         ],
     );
     let server_name = format!("localhost:{}", server.addr.port());

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use prost::Message as _;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 
 const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);

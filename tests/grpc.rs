@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 use tonic::{Code, Status};
 
 const CURRENT: &str = "/raystack.raccoon.v1beta1.EventService/SendEvent";

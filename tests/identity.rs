@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::*;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
 
@@ -81,7 +81,7 @@ fn server_with(extra: &[(&str, &str)]) -> TestServer {
         ("METRIC_PROMETHEUS_ENABLED", "true"),
         ("METRIC_PROMETHEUS_PORT", "0"),
         // Refusals of duplicates are logged at DEBUG; the test reads which shard refused.
-        ("LOG_LEVEL", "info,raccoon::shard::session=debug"),
+        ("LOG_LEVEL", "info,raccoon_shard::session=debug"),
     ];
     env.extend_from_slice(extra);
     TestServer::start(shared_kafka(), &env)
@@ -361,7 +361,7 @@ fn browsers_name_their_connection_in_the_query_or_the_subprotocols() {
         ("SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM", "user_id"),
         ("SERVER_WEBSOCKET_CONN_GROUP_QUERY_PARAM", "group"),
         ("SERVER_WEBSOCKET_CONN_SUBPROTOCOL_ENABLED", "true"),
-        ("LOG_LEVEL", "info,raccoon::shard=debug"),
+        ("LOG_LEVEL", "info,raccoon_shard=debug"),
     ]);
     let (mut by_query, answer) = Client::connect_to(server.addr, "/api/v1/events?user_id=J%C3%BCrgen+1&group=web", &[]);
     assert!(!answer.contains_key("sec-websocket-protocol"), "nothing offered, nothing answered");
@@ -423,7 +423,7 @@ fn anonymous_connections_each_get_an_identity_and_count_against_the_limit() {
     let server = server_with(&[
         ("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS", "true"),
         ("SERVER_WEBSOCKET_MAX_CONN", "3"),
-        ("LOG_LEVEL", "info,raccoon::shard=debug"),
+        ("LOG_LEVEL", "info,raccoon_shard=debug"),
     ]);
     let mut anonymous: Vec<Client> = (0..2).map(|_| server.connect(&[])).collect();
     for (i, client) in anonymous.iter_mut().enumerate() {

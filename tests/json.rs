@@ -8,7 +8,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use common::*;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 use serde_json::{json, Value};
 use tungstenite::Message;
 

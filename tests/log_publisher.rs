@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use prost::Message as _;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 
 /// Where no broker listens: the log publisher must not need one.
 const NO_BROKER: &str = "127.0.0.1:1";

@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::*;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 
 const GROUP: &str = "metrics-group";
 

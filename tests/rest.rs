@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use prost::Message as _;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 
 /// Status, `Content-Type`, the named header and the body of a POST.
 struct Answer {

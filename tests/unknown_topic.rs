@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use prost::Message as _;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 
 fn assert_failed(reply: &pb::SendEventResponse, req_guid: &str) {
     assert_eq!((reply.status(), reply.code()), (pb::Status::Error, pb::Code::InternalError), "{reply:?}");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use raccoon::protocol::pb;
+use raccoon_protocol::pb;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
 

@@ -1,5 +1,5 @@
 //! `raccoon-cli ceiling`: a bare rdkafka producer with the server's librdkafka settings
-//! (`raccoon::config::kafka::client_properties`, the same defaults, `-X key=value` overrides)
+//! (`raccoon_publish::kafka::client_properties`, the same defaults, `-X key=value` overrides)
 //! producing `load`'s events into the same broker, the way a server publisher thread does: one
 //! thread hands every event of a batch to librdkafka as fast as its queue takes them (waiting
 //! 1 ms on a full queue), a second thread polls delivery reports. The figures - events/s
@@ -106,7 +106,7 @@ impl CeilingArgs {
             overrides.push((k.trim().to_owned(), v.to_owned()));
         }
         // client_properties takes the part after PUBLISHER_KAFKA_CLIENT_; a dotted name maps to itself.
-        let merged = raccoon::config::kafka::client_properties(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let merged = raccoon_publish::kafka::client_properties(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Ok(merged.into_iter().collect())
     }
 }

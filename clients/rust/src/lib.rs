@@ -26,11 +26,13 @@
 //!
 //! [Raccoon]: https://github.com/raystack/raccoon
 
+/// The wire contract `raystack.raccoon.v1beta1`, the server's own generated types ([`raccoon_proto`]).
+pub use raccoon_proto as pb;
+
 pub mod error;
 pub mod event;
 pub mod grpc;
 pub mod options;
-pub mod pb;
 pub mod rest;
 mod retry;
 pub mod stats;

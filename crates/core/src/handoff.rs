@@ -1,0 +1,208 @@
+//! The handoff between shards and publisher threads: what crosses ([`Batch`] one way, [`Ack`]
+//! inside a [`ShardMsg`] the other) and the queues a batch crosses in ([`Handoff`]).
+//!
+//! The publishers build the [`Handoff`] ([`Handoff::channels`]) and keep the receiving ends;
+//! `main` gives every shard a clone. A shard offers a batch and learns at once whether it was
+//! queued, whether the queue is full (it then stops reading that connection and offers again
+//! later) or whether the publishers have stopped: [`Offer`]. Nothing here waits. Every type in
+//! this file is `Send` and cheap to move.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+/// Index of a shard (one glommio executor pinned to one CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardId(pub u16);
+
+/// Whom an [`Ack`] goes back to on its shard: a WebSocket connection, or one REST or gRPC request
+/// waiting for its batch. Unique within its shard for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A batch's sequence number, unique within its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Seq(pub u64);
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Names the batch a delivery report belongs to: which shard owns the connection, which
+/// connection, which batch on it. It rides along with the batch to the publisher thread and comes
+/// back inside the [`Ack`].
+///
+/// Crosses threads (Send, Copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AckToken {
+    /// Shard that owns the connection.
+    pub shard: ShardId,
+    /// Connection on that shard.
+    pub conn: ConnId,
+    /// Batch on that connection.
+    pub seq: Seq,
+}
+
+/// One event of a batch, as the publisher needs it.
+///
+/// Both fields are slices of the buffer the batch arrived in (a WebSocket message, a REST body,
+/// a gRPC message) when it was protobuf, so nothing was copied; a JSON batch's are decoded copies.
+/// Crosses threads (Send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The event's `type`, valid UTF-8 and a valid topic-name fragment (checked at decode).
+    pub event_type: Bytes,
+    /// The event's `event_bytes`: the Kafka record value, byte for byte.
+    pub payload: Bytes,
+}
+
+/// A decoded batch on its way from a shard to a publisher thread.
+///
+/// Crosses threads (Send).
+#[derive(Debug)]
+pub struct Batch {
+    /// Where the delivery outcome must go.
+    pub token: AckToken,
+    /// The client's batch id; echoed back in the ack.
+    pub req_guid: String,
+    /// The events, in the order the client sent them.
+    pub events: Vec<EventRecord>,
+    /// Whether the shard waits for an [`Ack`] (`EVENT_ACK=1`). With `EVENT_ACK=0` the client was
+    /// answered on receipt and the publisher only accounts for failures.
+    pub wants_ack: bool,
+    /// When the shard finished decoding the batch.
+    pub received_at: Instant,
+    /// The connection's group (`conn_group` metric tag).
+    pub group: Arc<str>,
+}
+
+/// How a batch fared in Kafka: the worst outcome among its events.
+///
+/// Crosses threads (Send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Every event was acknowledged by Kafka.
+    Delivered,
+    /// At least one event failed; the text says how many and names the first failure
+    /// (topic and Kafka error).
+    Failed(String),
+}
+
+/// A batch's delivery outcome on its way back to the owning shard.
+///
+/// Crosses threads (Send).
+#[derive(Debug)]
+pub struct Ack {
+    /// The batch this ack answers.
+    pub token: AckToken,
+    /// Echoed to the client as `data["req_guid"]`.
+    pub req_guid: String,
+    /// What Kafka said.
+    pub outcome: DeliveryOutcome,
+    /// When the shard had decoded the batch (for latency accounting).
+    pub received_at: Instant,
+}
+
+/// A message for a shard's inbox: the single channel through which other threads reach a shard.
+///
+/// Crosses threads (Send).
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// A batch's delivery outcome (`EVENT_ACK=1`).
+    Ack(Ack),
+    /// Stop accepting, drain connections, exit.
+    Shutdown,
+}
+
+/// What became of a batch offered to the publishers ([`Handoff::offer`]).
+#[derive(Debug)]
+pub enum Offer {
+    /// It is in its publisher's queue.
+    Queued,
+    /// The queue is full; the batch comes back to be offered again later.
+    Full(Batch),
+    /// The publishers have stopped (shutdown); the batch comes back unpublished.
+    Stopped(Batch),
+}
+
+/// The shards' way to the publisher threads: one bounded queue per publisher.
+///
+/// Crosses threads (Send + Clone): every shard holds a clone. When the last clone is dropped,
+/// the publishers see their queues disconnect, flush what they hold and exit.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    queues: Arc<[Sender<Batch>]>,
+}
+
+impl Handoff {
+    /// `publishers` bounded queues of `capacity` batches each: the handoff the shards offer to,
+    /// and the receiving end of each queue, index-aligned, for the publisher threads.
+    pub fn channels(publishers: NonZeroUsize, capacity: usize) -> (Handoff, Vec<Receiver<Batch>>) {
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..publishers.get()).map(|_| crossbeam_channel::bounded(capacity)).unzip();
+        (Handoff { queues: senders.into() }, receivers)
+    }
+
+    /// Offers `batch` to the publisher that serves its connection. Never waits.
+    ///
+    /// The publisher is `(connection id + shard id) mod publishers`, fixed per connection, so the
+    /// batches of one connection reach Kafka's client in the order they were offered.
+    pub fn offer(&self, batch: Batch) -> Offer {
+        let AckToken { shard, conn, .. } = batch.token;
+        let index = (conn.0 as usize).wrapping_add(usize::from(shard.0)) % self.queues.len();
+        match self.queues[index].try_send(batch) {
+            Ok(()) => Offer::Queued,
+            Err(TrySendError::Full(batch)) => Offer::Full(batch),
+            Err(TrySendError::Disconnected(batch)) => Offer::Stopped(batch),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(shard: u16, conn: u64) -> Batch {
+        Batch {
+            token: AckToken { shard: ShardId(shard), conn: ConnId(conn), seq: Seq(0) },
+            req_guid: String::new(),
+            events: Vec::new(),
+            wants_ack: false,
+            received_at: Instant::now(),
+            group: Arc::from(""),
+        }
+    }
+
+    #[test]
+    fn a_connection_always_reaches_the_same_publisher_and_a_full_queue_hands_the_batch_back() {
+        let (handoff, queues) = Handoff::channels(NonZeroUsize::new(3).unwrap(), 1);
+        assert!(matches!(handoff.offer(batch(1, 4)), Offer::Queued));
+        // (4 + 1) mod 3 = 2
+        assert_eq!(queues[2].len(), 1);
+        match handoff.offer(batch(1, 4)) {
+            Offer::Full(back) => assert_eq!(back.token.conn, ConnId(4)),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        assert!(matches!(handoff.offer(batch(0, 4)), Offer::Queued), "(4 + 0) mod 3 = 1 has room");
+        assert_eq!(queues[1].len(), 1);
+    }
+
+    #[test]
+    fn stopped_publishers_hand_the_batch_back() {
+        let (handoff, queues) = Handoff::channels(NonZeroUsize::MIN, 8);
+        drop(queues);
+        assert!(matches!(handoff.offer(batch(0, 0)), Offer::Stopped(_)));
+    }
+}

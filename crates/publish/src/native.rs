@@ -1,0 +1,308 @@
+//! librdkafka's batch produce call, which rust-rdkafka does not wrap: the events of one batch
+//! that go to one topic are handed over in one `rd_kafka_produce_batch`.
+//!
+//! `BaseProducer::send`, one call per message (what `raccoon-cli ceiling`'s bare producer does),
+//! allocates a C string of the topic name, and librdkafka then parses its argument list, looks
+//! the topic up by name (a scan of the client's topic list, under the client's write lock), takes
+//! and drops a reference to it and reads the monotonic clock, all for each message.
+//! `rd_kafka_produce_batch` takes an array of messages for one topic handle: one clock read
+//! (monotonic and wall) and one topic lock per call. (librdkafka's sticky partitioner still reads
+//! the monotonic clock once per message, to know when to move on to another partition; that read
+//! is librdkafka's own and stays.) Payloads are copied by librdkafka
+//! (`RD_KAFKA_MSG_F_COPY`), as `send` has them copied; each message's partition is chosen by the
+//! configured partitioner, as with `send`. The delivery opaque is an `Arc<InFlight>` in the
+//! form rust-rdkafka's delivery callback takes back (`IntoOpaque` for `Arc`), so delivery
+//! reports are served by [`super::delivery`] unchanged.
+//!
+//! Runs on: a publisher thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{c_void, CStr, CString};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use rdkafka::bindings as rdsys;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, Producer};
+
+use super::delivery::{DeliveryContext, InFlight};
+
+/// Most topic handles a publisher keeps. Event types are chosen by clients, so the cache is
+/// emptied when it reaches this size rather than growing with whatever types arrive.
+const MAX_TOPIC_HANDLES: usize = 1024;
+/// librdkafka's "any partition": the partitioner decides.
+const PARTITION_UA: i32 = -1;
+
+/// One librdkafka topic handle (`rd_kafka_topic_t`), destroyed when dropped.
+struct TopicHandle(NonNull<rdsys::rd_kafka_topic_t>);
+
+impl Drop for TopicHandle {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `rd_kafka_topic_new` and is destroyed once, here; the
+        // producer it belongs to outlives it (see `TopicHandles`).
+        unsafe { rdsys::rd_kafka_topic_destroy(self.0.as_ptr()) }
+    }
+}
+
+/// A publisher's topic handles, by topic name. Must be dropped before the producer they were
+/// made with: a publisher keeps them for the length of its loop only.
+///
+/// Handles are added through a shared borrow (the map sits in a `RefCell`), so that the
+/// [`Topic`]s of one batch can be alive together; each borrows the cache, so neither emptying it
+/// ([`TopicHandles::start_batch`], `&mut self`) nor dropping it can happen while one is in use.
+/// Adding a handle does not move the others: they are librdkafka's pointers, not the map's
+/// storage.
+#[derive(Default)]
+pub(super) struct TopicHandles {
+    handles: RefCell<HashMap<Box<str>, TopicHandle>>,
+}
+
+/// A topic as [`TopicBatch::produce`] takes it: a handle of the [`TopicHandles`] it borrows,
+/// and so valid for as long as it exists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Topic<'h> {
+    raw: NonNull<rdsys::rd_kafka_topic_t>,
+    cache: PhantomData<&'h TopicHandles>,
+}
+
+impl Topic<'_> {
+    /// The topic's name, as librdkafka holds it.
+    #[allow(unsafe_code)]
+    pub(super) fn name(&self) -> String {
+        // SAFETY: the handle is alive while its cache is borrowed (`'h`); librdkafka returns a
+        // NUL-terminated string that lives as long as the handle, copied here.
+        unsafe { CStr::from_ptr(rdsys::rd_kafka_topic_name(self.raw.as_ptr())) }.to_string_lossy().into_owned()
+    }
+}
+
+impl TopicHandles {
+    /// Called before each batch: empties the cache once it is full. Takes `&mut self`, so no
+    /// [`Topic`] of it can be in use.
+    pub(super) fn start_batch(&mut self) {
+        let handles = self.handles.get_mut();
+        if handles.len() >= MAX_TOPIC_HANDLES {
+            handles.clear();
+        }
+    }
+
+    /// The handle of topic `name`, made on first use. `Err` with librdkafka's error when it
+    /// cannot make one (the name is not a valid C string or topic).
+    #[allow(unsafe_code)]
+    pub(super) fn get(
+        &self,
+        producer: &BaseProducer<DeliveryContext>,
+        name: &str,
+    ) -> Result<Topic<'_>, RDKafkaErrorCode> {
+        let topic = |raw| Topic { raw, cache: PhantomData };
+        if let Some(handle) = self.handles.borrow().get(name) {
+            return Ok(topic(handle.0));
+        }
+        let c_name = CString::new(name).map_err(|_| RDKafkaErrorCode::InvalidTopic)?;
+        // SAFETY: the client's handle is valid while `producer` is borrowed; a null
+        // configuration means the producer's default topic configuration, as `send` uses.
+        let raw =
+            unsafe { rdsys::rd_kafka_topic_new(producer.client().native_ptr(), c_name.as_ptr(), std::ptr::null_mut()) };
+        let Some(raw) = NonNull::new(raw) else {
+            // SAFETY: reads the calling thread's last librdkafka error, which topic_new just set.
+            return Err(unsafe { rdsys::rd_kafka_last_error() }.into());
+        };
+        self.handles.borrow_mut().insert(name.into(), TopicHandle(raw));
+        Ok(topic(raw))
+    }
+}
+
+/// The messages of one batch for one topic, not yet handed to librdkafka. Borrows their
+/// payloads; owns one `Arc<InFlight>` per message until librdkafka takes it.
+pub(super) struct TopicBatch<'a> {
+    pub(super) topic: Topic<'a>,
+    messages: Vec<rdsys::rd_kafka_message_t>,
+    payloads: PhantomData<&'a [u8]>,
+}
+
+impl<'a> TopicBatch<'a> {
+    /// An empty batch for `topic`, with room for `capacity` messages.
+    pub(super) fn with_capacity(topic: Topic<'a>, capacity: usize) -> Self {
+        TopicBatch { topic, messages: Vec::with_capacity(capacity), payloads: PhantomData }
+    }
+
+    /// Adds a message: `payload` (copied by librdkafka), delivered with `opaque`.
+    pub(super) fn push(&mut self, payload: &'a [u8], opaque: Arc<InFlight>) {
+        self.messages.push(rdsys::rd_kafka_message_t {
+            err: rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
+            rkt: std::ptr::null_mut(),
+            partition: PARTITION_UA,
+            payload: payload.as_ptr().cast_mut().cast::<c_void>(),
+            len: payload.len(),
+            key: std::ptr::null_mut(),
+            key_len: 0,
+            offset: 0,
+            _private: Arc::into_raw(opaque).cast_mut().cast::<c_void>(),
+        });
+    }
+
+    /// Hands the messages to librdkafka. Those it refused go to `refused` with the reason,
+    /// except when its queue is full: from the first such message on, the rest stay here, in
+    /// order, for the caller to offer again (`true` when some stayed).
+    #[allow(unsafe_code)]
+    pub(super) fn produce(&mut self, mut refused: impl FnMut(Arc<InFlight>, RDKafkaErrorCode)) -> bool {
+        if self.messages.is_empty() {
+            return false;
+        }
+        // Beyond i32::MAX messages (not a batch this server accepts), the rest wait for the
+        // next call as if the queue were full.
+        let count = i32::try_from(self.messages.len()).unwrap_or(i32::MAX);
+        // SAFETY: the topic handle is alive while `self.topic` borrows its cache; `messages` holds `count` initialised
+        // messages whose payloads outlive this call (`'a`), and librdkafka copies them
+        // (`RD_KAFKA_MSG_F_COPY`) before it returns; it writes only each message's `err`.
+        unsafe {
+            rdsys::rd_kafka_produce_batch(
+                self.topic.raw.as_ptr(),
+                PARTITION_UA,
+                rdsys::RD_KAFKA_MSG_F_COPY,
+                self.messages.as_mut_ptr(),
+                count,
+            );
+        }
+        let queue_full = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
+        let mut kept = 0;
+        let mut full = false;
+        for i in 0..self.messages.len() {
+            let err = if i < count as usize { self.messages[i].err } else { queue_full };
+            if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                // librdkafka owns the opaque now; its delivery report gives it back.
+                continue;
+            }
+            if err == queue_full || full {
+                full = true;
+                let mut message = self.messages[i];
+                message.err = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+                self.messages[kept] = message;
+                kept += 1;
+                continue;
+            }
+            // SAFETY: a refused message's opaque was not taken by librdkafka: it is still the
+            // `Arc::into_raw` of `push`, reclaimed exactly once, here.
+            let opaque = unsafe { Arc::from_raw(self.messages[i]._private.cast_const().cast::<InFlight>()) };
+            refused(opaque, err.into());
+        }
+        self.messages.truncate(kept);
+        full
+    }
+
+    /// Gives up on the messages still here: each goes to `refused` with `reason`.
+    #[allow(unsafe_code)]
+    pub(super) fn refuse_all(
+        &mut self,
+        reason: RDKafkaErrorCode,
+        mut refused: impl FnMut(Arc<InFlight>, RDKafkaErrorCode),
+    ) {
+        for message in self.messages.drain(..) {
+            // SAFETY: messages still here were never taken by librdkafka (see `produce`).
+            let opaque = unsafe { Arc::from_raw(message._private.cast_const().cast::<InFlight>()) };
+            refused(opaque, reason);
+        }
+    }
+}
+
+impl Drop for TopicBatch<'_> {
+    fn drop(&mut self) {
+        // Only on a panic between push and produce: release the opaques rather than leak them.
+        self.refuse_all(RDKafkaErrorCode::Fail, |_, _| {});
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raccoon_core::handoff::{AckToken, Batch, ConnId, EventRecord, Seq, ShardId};
+    use raccoon_core::topic::TopicPattern;
+    use rdkafka::config::ClientConfig;
+    use std::time::Instant;
+
+    /// A producer with room for `room` messages and no broker (nothing listens on port 1 of
+    /// 127.0.0.1): what it takes stays queued, so its queue can be filled on purpose.
+    fn producer(room: usize) -> BaseProducer<DeliveryContext> {
+        let (tx, _rx) = async_channel::bounded(1);
+        let context = DeliveryContext::new(Arc::from(vec![tx]), TopicPattern::parse("native-%s").unwrap());
+        ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("queue.buffering.max.messages", room.to_string())
+            .set("log_level", "0")
+            .create_with_context(context)
+            .unwrap()
+    }
+
+    fn in_flight(events: usize) -> Arc<InFlight> {
+        let batch = Batch {
+            token: AckToken { shard: ShardId(0), conn: ConnId(1), seq: Seq(2) },
+            req_guid: "guid".into(),
+            events: (0..events)
+                .map(|_| EventRecord { event_type: bytes::Bytes::from_static(b"t"), payload: bytes::Bytes::new() })
+                .collect(),
+            wants_ack: true,
+            received_at: Instant::now(),
+            group: Arc::from("g"),
+        };
+        InFlight::new(batch).0
+    }
+
+    #[test]
+    fn a_full_queue_keeps_the_rest_in_order_and_refusals_give_the_opaque_back() {
+        let producer = producer(2);
+        let handles = TopicHandles::default();
+        let topic = handles.get(&producer, "native-t").unwrap();
+        assert!(handles.get(&producer, "native-t").unwrap() == topic, "one handle per name");
+        assert_eq!(topic.name(), "native-t");
+        let batch = in_flight(5);
+        let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 3]).collect();
+        let mut messages = TopicBatch::with_capacity(topic, 5);
+        for payload in &payloads {
+            messages.push(payload, Arc::clone(&batch));
+        }
+        assert_eq!(Arc::strong_count(&batch), 6);
+        let mut refused = Vec::new();
+        assert!(messages.produce(|opaque, code| refused.push((opaque, code))), "room for 2 of 5");
+        assert!(refused.is_empty(), "a full queue is not a refusal");
+        // The three that stayed are the last three, in order.
+        let kept: Vec<u8> = messages
+            .messages
+            .iter()
+            .map(|m| {
+                // SAFETY (test): the payload pointers point into `payloads`, alive here.
+                #[allow(unsafe_code)]
+                unsafe {
+                    *m.payload.cast::<u8>()
+                }
+            })
+            .collect();
+        assert_eq!(kept, [2, 3, 4]);
+        assert!(messages.produce(|opaque, code| refused.push((opaque, code))), "still full");
+        messages.refuse_all(RDKafkaErrorCode::QueueFull, |opaque, code| refused.push((opaque, code)));
+        assert_eq!(refused.len(), 3);
+        assert!(refused.iter().all(|(_, code)| *code == RDKafkaErrorCode::QueueFull));
+        drop(refused);
+        // Two clones ride in librdkafka's queue; the refused three were given back and dropped.
+        assert_eq!(Arc::strong_count(&batch), 3);
+        assert!(!messages.produce(|_, _| panic!("nothing left")), "an empty batch has nothing to hand over");
+        drop(messages);
+        drop(handles);
+        // The two queued messages are purged when the producer goes; their reports are served
+        // by nobody here, so the clones they hold are not checked.
+    }
+
+    #[test]
+    fn bad_names_are_errors_and_a_full_cache_is_emptied_between_batches() {
+        let producer = producer(10);
+        let mut handles = TopicHandles::default();
+        assert_eq!(handles.get(&producer, "nul\0inside").err(), Some(RDKafkaErrorCode::InvalidTopic));
+        for i in 0..MAX_TOPIC_HANDLES {
+            handles.get(&producer, &format!("native-{i}")).unwrap();
+        }
+        assert_eq!(handles.handles.borrow().len(), MAX_TOPIC_HANDLES);
+        handles.start_batch();
+        assert!(handles.handles.borrow().is_empty(), "a full cache is emptied between batches");
+    }
+}

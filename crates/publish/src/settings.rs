@@ -1,0 +1,40 @@
+//! The publishers' settings, assembled by `raccoon-config` from the `PUBLISHER_*` keys.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// Which publisher the threads run (`PUBLISHER_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublisherKind {
+    /// `kafka`: librdkafka producers.
+    Kafka,
+    /// `log`: every event is logged at INFO, nothing is published, no broker is needed.
+    Log,
+}
+
+impl fmt::Display for PublisherKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PublisherKind::Kafka => "kafka",
+            PublisherKind::Log => "log",
+        })
+    }
+}
+
+/// Settings of the publisher threads.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// `PUBLISHER_TYPE`.
+    pub kind: PublisherKind,
+    /// Number of publisher threads (of either kind).
+    pub threads: NonZeroUsize,
+    /// Batches each publisher queue holds.
+    pub queue_capacity: usize,
+    /// Flush deadline at shutdown.
+    pub flush_timeout: Duration,
+    /// librdkafka properties, defaults merged with `PUBLISHER_KAFKA_CLIENT_*` (unused by the
+    /// log publisher).
+    pub kafka: BTreeMap<String, String>,
+}
