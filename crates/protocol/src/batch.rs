@@ -1,4 +1,5 @@
-//! Decoding a `SendEventRequest` without copying its payloads.
+//! A decoded batch, why one is refused (in either encoding), and decoding a protobuf
+//! `SendEventRequest` without copying its payloads; JSON is [`crate::json`]'s.
 //!
 //! Hot path: runs once per WebSocket frame. The frame arrives as a `Bytes` (the frame reader splits
 //! it off the bytes it read, see [`super::websocket`]), and prost, decoding from a `Bytes`, hands out `event_bytes` as slices of
@@ -11,7 +12,6 @@ use bytes::Bytes;
 use prost::Message;
 use thiserror::Error;
 
-use crate::json::JsonError;
 use raccoon_core::handoff::EventRecord;
 use raccoon_core::topic::{TopicError, TopicPattern};
 
@@ -66,6 +66,18 @@ pub enum BatchError {
         /// What is wrong with its type.
         source: TypeError,
     },
+}
+
+/// Why a body is not a JSON `SendEventRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum JsonError {
+    /// Nothing but whitespace (Raccoon refuses an empty JSON body too).
+    #[error("empty json body")]
+    Empty,
+    /// Bad syntax, a wrong type or a bad value. The text says what, names the field
+    /// (`events[2].event_bytes`) and ends with the position (`at line 1 column 57`).
+    #[error("{0}")]
+    Invalid(Box<str>),
 }
 
 /// What is wrong with an event's `type`.

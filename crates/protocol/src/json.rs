@@ -26,25 +26,12 @@ use std::ops::Range;
 
 use bytes::{BufMut, BytesMut};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use thiserror::Error;
 
 use crate::base64;
-use crate::batch::{BatchError, DecodedBatch, TypeError};
+use crate::batch::{BatchError, DecodedBatch, JsonError, TypeError};
 use crate::timestamp::parse_rfc3339;
 use raccoon_core::handoff::EventRecord;
 use raccoon_core::topic::TopicPattern;
-
-/// Why a body is not a JSON `SendEventRequest`.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum JsonError {
-    /// Nothing but whitespace (Raccoon refuses an empty JSON body too).
-    #[error("empty json body")]
-    Empty,
-    /// Bad syntax, a wrong type or a bad value. The text says what, names the field
-    /// (`events[2].event_bytes`) and ends with the position (`at line 1 column 57`).
-    #[error("{0}")]
-    Invalid(Box<str>),
-}
 
 /// Decodes one JSON `SendEventRequest` from `body` and checks every event's `type` against
 /// `pattern`, exactly as `decode_batch` does for protobuf.

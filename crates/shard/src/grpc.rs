@@ -29,8 +29,8 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::submit::{publish_request, record_refused};
-use super::Shard;
+use crate::shard::Shard;
+use crate::submit::{publish_request, record_refused};
 use raccoon_metrics::{tags, MetricId};
 use raccoon_protocol::batch::{decode_batch, BatchError};
 use raccoon_protocol::grpc::{self, FrameError, GrpcCode, PREFIX_BYTES};
@@ -44,7 +44,7 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _open = shard.http_opened();
     let peer = stream.peer_addr().ok().map(raccoon_rt::listen::canonical);
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(shard.config.server.write_wait));
+    let _ = stream.set_write_timeout(Some(shard.config().server.write_wait));
     let activity = Rc::new(Activity::default());
     let io = HyperIo::new(stream, Rc::clone(&activity), shard.grpc_deadlines());
     let service = {
@@ -59,7 +59,7 @@ pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
         })
     };
-    let mut connection = shard.http2.serve_connection(io, service);
+    let mut connection = shard.http2().serve_connection(io, service);
     // At shutdown: GOAWAY, then the connection ends once its calls are answered.
     let served = shard.drive_connection(&mut connection, |c| c.graceful_shutdown(), |c, cx| Pin::new(c).poll(cx)).await;
     match served {
@@ -86,13 +86,13 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
     if !is_grpc {
         return http_error(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    let server = &shard.config.server;
+    let server = &shard.config().server;
     let named = server.identity.from_headers(request.headers());
     let group_name = named.group;
     if named.id.is_none() {
         return status(GrpcCode::Unknown, MISSING_ID);
     }
-    if shard.draining.get() {
+    if shard.draining() {
         return status(GrpcCode::Unavailable, "the server is shutting down");
     }
     let deadline = request
@@ -101,32 +101,32 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
         .and_then(|v| v.to_str().ok())
         .and_then(grpc::parse_timeout)
         .map(|timeout| received_at + timeout);
-    let group = shard.metrics.borrow_mut().client_tag(&group_name);
+    let group = shard.metrics().borrow_mut().client_tag(&group_name);
     let body_limit =
         deadline.map_or(server.body_timeout, |d| d.saturating_duration_since(Instant::now()).min(server.body_timeout));
     let message = match read_message(request.into_body(), server.grpc_max_message_bytes, body_limit).await {
         Ok(message) => message,
         Err(ReadError::Frame(error)) => {
-            record_refused(shard, group, shard.tags.serde);
+            record_refused(shard, group, shard.tags().serde);
             return status(error.code(), &error.to_string());
         }
         Err(ReadError::Timeout) => {
-            record_refused(shard, group, shard.tags.read_error);
+            record_refused(shard, group, shard.tags().read_error);
             return status(GrpcCode::DeadlineExceeded, "request message not received in time");
         }
         Err(ReadError::Read(error)) => {
-            record_refused(shard, group, shard.tags.read_error);
+            record_refused(shard, group, shard.tags().read_error);
             return status(GrpcCode::Internal, &format!("grpc: cannot read the request: {error}"));
         }
     };
-    let decoded = match decode_batch(message, &shard.config.topic_pattern) {
+    let decoded = match decode_batch(message, &shard.config().topic_pattern) {
         Ok(decoded) => decoded,
         Err(error @ BatchError::InvalidType { .. }) => {
-            record_refused(shard, group, shard.tags.serde);
+            record_refused(shard, group, shard.tags().serde);
             return reply(&Reply::bad_request(error.req_guid().to_owned(), error.to_string()));
         }
         Err(error) => {
-            record_refused(shard, group, shard.tags.serde);
+            record_refused(shard, group, shard.tags().serde);
             // grpc-go's words, with the decoder's error.
             let detail = match error {
                 BatchError::Malformed(error) => error.to_string(),
@@ -146,7 +146,7 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
             }
         }
     };
-    shard.metrics.borrow_mut().record(MetricId::EventRtt, tags([]), received_at.elapsed());
+    shard.metrics().borrow_mut().record(MetricId::EventRtt, tags([]), received_at.elapsed());
     reply(&outcome)
 }
 

@@ -15,7 +15,8 @@ use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::batch::DecodedBatch;
 use raccoon_protocol::reply::Reply;
 
-use crate::{AckMode, Shard};
+use crate::shard::Shard;
+use crate::AckMode;
 
 /// First and longest wait while a publisher queue is full.
 const QUEUE_FULL_BACKOFF_MIN: Duration = Duration::from_micros(100);
@@ -26,11 +27,11 @@ pub(crate) const PUBLISHER_STOPPED: &str = "the publisher has stopped";
 
 /// Counts a decoded batch and its events.
 pub(crate) fn record_batch(shard: &Shard, group: Tag, batch: &DecodedBatch) {
-    let mut metrics = shard.metrics.borrow_mut();
+    let mut metrics = shard.metrics().borrow_mut();
     if !metrics.enabled() {
         return;
     }
-    let t = shard.tags;
+    let t = shard.tags();
     metrics.add(MetricId::BatchesRead, tags([t.success, t.na, group]), 1);
     let events = batch.events.iter().map(|e| (&e.event_type[..], e.payload.len()));
     raccoon_metrics::count_events(&mut metrics, group, events);
@@ -44,8 +45,8 @@ pub(crate) fn record_batch(shard: &Shard, group: Tag, batch: &DecodedBatch) {
 
 /// Counts a batch that did not decode (`batches_read_total{status="failed",reason}`).
 pub(crate) fn record_refused(shard: &Shard, group: Tag, reason: Tag) {
-    shard.stats.borrow_mut().bad_frames += 1;
-    shard.metrics.borrow_mut().add(MetricId::BatchesRead, tags([shard.tags.failed, reason, group]), 1);
+    shard.stats().borrow_mut().bad_frames += 1;
+    shard.metrics().borrow_mut().add(MetricId::BatchesRead, tags([shard.tags().failed, reason, group]), 1);
 }
 
 /// Queues a batch for its publisher, waiting (without blocking the shard) while the queue is
@@ -63,13 +64,13 @@ pub(crate) async fn submit(shard: &Shard, batch: Batch) -> Result<(), Batch> {
 /// its idle task does not carry the wait's state.
 pub(crate) fn try_submit(shard: &Shard, batch: Batch) -> Offer {
     {
-        let mut stats = shard.stats.borrow_mut();
+        let mut stats = shard.stats().borrow_mut();
         stats.batches += 1;
         stats.events += batch.events.len() as u64;
     }
-    let offer = shard.handoff.offer(batch);
+    let offer = shard.handoff().offer(batch);
     if let Offer::Full(_) = offer {
-        shard.metrics.borrow_mut().add(MetricId::ShardQueueFull, tags([shard.tags.shard]), 1);
+        shard.metrics().borrow_mut().add(MetricId::ShardQueueFull, tags([shard.tags().shard]), 1);
     }
     offer
 }
@@ -81,7 +82,7 @@ pub(crate) async fn wait_for_room(shard: &Shard, mut batch: Batch) -> Result<(),
     loop {
         glommio::timer::sleep(backoff).await;
         backoff = (backoff * 2).min(QUEUE_FULL_BACKOFF_MAX);
-        match shard.handoff.offer(batch) {
+        match shard.handoff().offer(batch) {
             Offer::Queued => return Ok(()),
             Offer::Full(returned) => batch = returned,
             Offer::Stopped(returned) => return Err(returned),
@@ -105,11 +106,11 @@ pub(crate) async fn publish_request(
     if decoded.events.is_empty() {
         return Reply::success(decoded.req_guid);
     }
-    let wants_ack = shard.config.ack_mode == AckMode::OnDelivery;
+    let wants_ack = shard.config().ack_mode == AckMode::OnDelivery;
     // Every request is a connection of its own in the ack router: its outcome comes back to it.
     let pending = wants_ack.then(|| shard.await_ack());
     let conn = pending.as_ref().map_or_else(|| shard.next_conn_id(), |p| p.conn());
-    let token = AckToken { shard: shard.id, conn, seq: Seq(0) };
+    let token = AckToken { shard: shard.id(), conn, seq: Seq(0) };
     let (batch_guid, reply_guid) =
         if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
     let batch =

@@ -1,7 +1,8 @@
 //! The writer of one WebSocket connection: the only task that writes to its socket. It writes
 //! replies (decode errors, acks on receipt), delivery outcomes and pongs, keeps the connection
 //! alive (pings, and dropping a silent client: [`keepalive`](super::keepalive)), and runs the
-//! closing handshake once every in-flight batch is answered (or the drain deadline passed).
+//! closing handshake once every in-flight batch is answered (or the drain deadline passed), as
+//! [`close`](super::close) decides.
 //! Everything it writes arrives through the connection's [`Outbound`] queue, in order, so
 //! replies and control frames never interleave. Each reply returns one in-flight permit once it
 //! is written.
@@ -18,16 +19,19 @@ use std::time::Instant;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
-use super::keepalive::{Keepalive, KeepaliveAction};
-use super::outbound::Receiver;
-use super::session::{ConnShared, Outbound, OutboundTx, ReaderEnd};
-use super::ws_socket::WsSocket;
-use super::Shard;
 use raccoon_core::handoff::{Ack, ConnId, DeliveryOutcome};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::reply::{unix_now_secs, Reply};
 use raccoon_protocol::websocket::{encode, encode_close, encode_with};
 use raccoon_protocol::Wire;
+
+use super::close::{CloseFrame, Closing, Step};
+use super::keepalive::{Keepalive, KeepaliveAction};
+use super::outbound::{Outbound, OutboundTx, ReaderEnd};
+use super::queue::Receiver;
+use super::shared::ConnShared;
+use super::socket::WsSocket;
+use crate::shard::Shard;
 
 /// Payload of server pings, as Raccoon sends them.
 const PING_PAYLOAD: &[u8] = b"--ping--";
@@ -79,33 +83,28 @@ impl Writer {
 
     async fn serve(&self) {
         let out_rx = &self.out_rx;
-        // Set once the connection must close: the code and reason to close with.
-        let mut closing: Option<(CloseCode, String)> = None;
-        let mut force_close = false;
-        let write_cap = self.shard.config.server.write_buffer_bytes;
+        let mut closing = Closing::default();
+        let write_cap = self.shard.config().server.write_buffer_bytes;
         let shared = &*self.shared;
         loop {
             let message = async { Wake::Message(out_rx.recv().await) };
-            let woke = match &closing {
-                None => {
-                    let wake = self.keepalive.next_wake(&shared.live);
-                    let keepalive = async {
-                        glommio::timer::sleep(wake.saturating_duration_since(Instant::now())).await;
-                        Wake::Keepalive
-                    };
-                    futures_lite::future::or(message, keepalive).await
-                }
+            let woke = if closing.is_closing() {
                 // Closing: the last in-flight reply may also be "returned" without a message,
                 // when a reader cancelled while its batch waited for queue room drops its permit.
-                Some(_) => {
-                    let drained = async {
-                        let _ = shared.permits.acquire(self.max_inflight).await;
-                        Wake::Message(Outbound::Drained)
-                    };
-                    // Boxed, as every closing step below: an idle connection's task does not
-                    // carry the closing path's state.
-                    Box::pin(futures_lite::future::or(message, drained)).await
-                }
+                let drained = async {
+                    let _ = shared.permits.acquire(self.max_inflight).await;
+                    Wake::Message(Outbound::Drained)
+                };
+                // Boxed, as every closing step below: an idle connection's task does not
+                // carry the closing path's state.
+                Box::pin(futures_lite::future::or(message, drained)).await
+            } else {
+                let wake = self.keepalive.next_wake(&shared.live);
+                let keepalive = async {
+                    glommio::timer::sleep(wake.saturating_duration_since(Instant::now())).await;
+                    Wake::Keepalive
+                };
+                futures_lite::future::or(message, keepalive).await
             };
             let mut gathered = Gathered::default();
             let message = match woke {
@@ -120,7 +119,7 @@ impl Writer {
             };
             let control = message.and_then(|message| self.gather(message, &mut gathered, write_cap));
             // Keep-alive runs while messages flow too: one clock read per write.
-            if closing.is_none() {
+            if !closing.is_closing() {
                 match self.keepalive.due(&shared.live, Instant::now()) {
                     KeepaliveAction::Wait => {}
                     KeepaliveAction::Ping => {
@@ -137,48 +136,35 @@ impl Writer {
                 tracing::debug!(%error, "write failed; dropping connection");
                 return;
             }
-            let Some(control) = control else {
-                if let Some(frame) = self.may_close(&closing, force_close) {
-                    return Box::pin(self.close(frame)).await;
-                }
-                continue;
-            };
-            match control {
-                Outbound::ReaderDone(ReaderEnd::Close(code, reason)) => {
+            if let Some(control) = control {
+                if let Outbound::ReaderDone(ReaderEnd::Close(_, reason)) = &control {
                     tracing::debug!(%reason, "closing connection after a protocol violation");
-                    self.begin_close(&mut closing, (code, reason));
                 }
-                Outbound::ReaderDone(ReaderEnd::ClientClosed(code)) => {
-                    // Answer the client's close with its code (RFC 6455 section 5.5.1), then end.
-                    let mut out = Vec::new();
-                    match code {
-                        Some(code) => encode_close(code, "", &mut out),
-                        None => encode(OpCode::Control(Control::Close), &[], &mut out),
+                match closing.on(control) {
+                    Step::Continue => {}
+                    Step::ArmDeadline => self.arm_drain_deadline(),
+                    Step::AnswerClose(code) => {
+                        let mut out = Vec::new();
+                        match code {
+                            Some(code) => encode_close(code, "", &mut out),
+                            None => encode(OpCode::Control(Control::Close), &[], &mut out),
+                        }
+                        return Box::pin(self.shared.socket.write_last(&out)).await;
                     }
-                    return Box::pin(self.shared.socket.write_last(&out)).await;
-                }
-                Outbound::ReaderDone(end) => {
-                    // The client is gone or silent: nothing more can reach it.
-                    match end {
-                        ReaderEnd::Failed(error) => tracing::debug!(%error, "read failed"),
-                        other => tracing::debug!(end = ?other, "reader stopped"),
+                    Step::Close(frame) => return Box::pin(self.close(&frame)).await,
+                    Step::Stop(end) => {
+                        // The client is gone or silent: nothing more can reach it.
+                        match end {
+                            Some(ReaderEnd::Failed(error)) => tracing::debug!(%error, "read failed"),
+                            Some(other) => tracing::debug!(end = ?other, "reader stopped"),
+                            None => {}
+                        }
+                        return;
                     }
-                    return;
                 }
-                Outbound::GoingAway => {
-                    self.begin_close(&mut closing, (CloseCode::Away, "server shutting down".to_owned()));
-                }
-                Outbound::DrainDeadline => force_close = true,
-                Outbound::Drained => {
-                    // Every permit is held by this task now; it is about to close.
-                    if let Some(frame) = closing.take() {
-                        Box::pin(self.close(&frame)).await;
-                    }
-                    return;
-                }
-                Outbound::Reply(..) | Outbound::Delivery(_) | Outbound::Pong => {}
             }
-            if let Some(frame) = self.may_close(&closing, force_close) {
+            let in_flight = self.max_inflight - shared.permits.available();
+            if let Some(frame) = closing.ready(in_flight) {
                 return Box::pin(self.close(frame)).await;
             }
         }
@@ -206,15 +192,8 @@ impl Writer {
         }
     }
 
-    /// The close frame to send now, if closing and nothing is in flight (or the drain deadline
-    /// passed).
-    fn may_close<'c>(&self, closing: &'c Option<(CloseCode, String)>, force: bool) -> Option<&'c (CloseCode, String)> {
-        let frame = closing.as_ref()?;
-        (force || self.shared.permits.available() == self.max_inflight).then_some(frame)
-    }
-
     /// Sends the close frame and ends the server's side.
-    async fn close(&self, (code, reason): &(CloseCode, String)) {
+    async fn close(&self, (code, reason): &CloseFrame) {
         self.shared.admission.release();
         let mut out = Vec::new();
         encode_close(*code, reason, &mut out);
@@ -228,7 +207,7 @@ impl Writer {
         }
         let result = self.shared.socket.write_all(&gathered.out).await;
         self.shared.permits.signal(gathered.permits);
-        let mut metrics = self.shard.metrics.borrow_mut();
+        let mut metrics = self.shard.metrics().borrow_mut();
         match &result {
             Ok(()) => {
                 for received in &gathered.received {
@@ -271,15 +250,11 @@ impl Writer {
         }
     }
 
-    /// Starts closing: the close frame goes out once every in-flight batch is answered, or
-    /// when the drain deadline passes.
-    fn begin_close(&self, closing: &mut Option<(CloseCode, String)>, frame: (CloseCode, String)) {
-        if closing.is_some() {
-            return;
-        }
-        *closing = Some(frame);
+    /// Closing began: the close frame goes out once every in-flight batch is answered, or when
+    /// the drain deadline passes, whichever is first.
+    fn arm_drain_deadline(&self) {
         let out = Rc::clone(&self.out_tx);
-        let drain = self.shard.config.server.drain_timeout;
+        let drain = self.shard.config().server.drain_timeout;
         glommio::spawn_local(async move {
             glommio::timer::sleep(drain).await;
             out.push(Outbound::DrainDeadline);

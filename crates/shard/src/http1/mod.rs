@@ -1,6 +1,7 @@
-//! One accepted TCP connection on the HTTP port: a WebSocket upgrade, which becomes a
-//! [`session`] on the same socket, or hyper's HTTP/1 server: `/ping` and the health
-//! endpoints, REST batches (see [`super::rest`]), and the upgrades hyper has to read.
+//! The HTTP port: each accepted TCP connection is a WebSocket upgrade, which becomes a
+//! [`websocket`](crate::websocket) connection on the same socket, or hyper's HTTP/1 server:
+//! `/ping` and the health endpoints, REST batches ([`rest`]), and the upgrades hyper has to
+//! read. Responses are [`body::Body`]s.
 //!
 //! The connection's first read goes through the shard's read buffer. When it holds a whole
 //! upgrade request ([`handshake::parse_request`], routed as every request is), the 101 is written
@@ -13,6 +14,9 @@
 //!
 //! Lives on: owning shard.
 
+mod body;
+mod rest;
+
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,25 +28,25 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 
-use super::{rest, session, Shard};
+use crate::shard::Shard;
+use crate::websocket;
+use body::{text, Body};
+
 use raccoon_core::health::Readiness;
 use raccoon_protocol::handshake;
 use raccoon_protocol::identity::Identity;
 use raccoon_protocol::routing::{self, Route};
 use raccoon_rt::{Activity, HyperIo};
 
-/// The body every HTTP/1 response of this port has.
-pub(crate) type Body = Full<Bytes>;
-
-pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one accepted connection on the HTTP port until it ends.
+pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _open = shard.http_opened();
     let peer = stream.peer_addr().ok().map(raccoon_rt::listen::canonical);
     // Errors here only mean the socket is already gone; the reads below notice.
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(shard.config.server.write_wait));
+    let _ = stream.set_write_timeout(Some(shard.config().server.write_wait));
     let activity = Rc::new(Activity::default());
     let mut io = HyperIo::new(stream, Rc::clone(&activity), shard.http_deadlines());
     match first_read(&shard, &mut io).await {
@@ -89,7 +93,7 @@ async fn first_read(shard: &Rc<Shard>, io: &mut HyperIo<TcpStream>) -> First {
             if stop.get() {
                 return Poll::Ready(First::Closed);
             }
-            let mut buffer = shard.ws_read_buffer.borrow_mut();
+            let mut buffer = shard.ws_read_buffer().borrow_mut();
             Poll::Ready(match ready!(io.poll_read_into(cx, &mut buffer[..])) {
                 Ok(0) => First::Closed,
                 Ok(n) => examine(shard, &buffer[..n]),
@@ -102,7 +106,7 @@ async fn first_read(shard: &Rc<Shard>, io: &mut HyperIo<TcpStream>) -> First {
 
 /// Decides a first read: routed as hyper's requests are, an upgrade is answered here.
 fn examine(shard: &Shard, read: &[u8]) -> First {
-    let server = &shard.config.server;
+    let server = &shard.config().server;
     if let Some(head) = handshake::parse_request(read, server.http_max_headers, server.http_max_header_bytes) {
         if let Route::Upgrade { accept_key } =
             routing::route(&head.method, head.path, &head.headers, &server.upgrade_origins)
@@ -134,7 +138,7 @@ async fn serve_hyper(shard: Rc<Shard>, io: HyperIo<TcpStream>, activity: Rc<Acti
     };
     // hyper's own upgrade path needs a `Send` socket; glommio's is not. Instead hyper stops
     // after the 101 response and hands back the socket and whatever it read past the request.
-    let mut connection = shard.http1.serve_connection(io, service);
+    let mut connection = shard.http1().serve_connection(io, service);
     // At shutdown an idle connection closes at once, a busy one after its response: an open
     // keep-alive connection must not keep the shard (and the process) alive.
     let served =
@@ -158,22 +162,22 @@ async fn serve_hyper(shard: Rc<Shard>, io: HyperIo<TcpStream>, activity: Rc<Acti
     start_session(shard, parts.io.into_inner(), parts.read_buf, identity, peer);
 }
 
-/// Hands an upgraded socket to a [session](session::start), in a task of its own.
+/// Hands an upgraded socket to a [WebSocket connection](websocket::start), in a task of its own.
 fn start_session(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identity: Identity, peer: Option<SocketAddr>) {
-    let span = tracing::debug_span!("conn", shard = %shard.id, ?peer, user = %identity.user, group = %identity.group);
-    session::start(shard, stream, leftover, identity, span);
+    let span = tracing::debug_span!("conn", shard = %shard.id(), ?peer, user = %identity.user, group = %identity.group);
+    websocket::start(shard, stream, leftover, identity, span);
 }
 
 async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Request<Incoming>) -> Response<Body> {
-    let server = &shard.config.server;
-    if let Some(preflight) = shard.cors.as_ref().and_then(|c| c.preflight(request.method(), request.headers())) {
+    let server = &shard.config().server;
+    if let Some(preflight) = shard.cors().as_ref().and_then(|c| c.preflight(request.method(), request.headers())) {
         let mut response = Response::new(Body::default());
         *response.status_mut() = preflight.status;
         *response.headers_mut() = preflight.headers;
         return finish(shard, response);
     }
     // CORS headers go on every response, as Raccoon's middleware wrapped its whole router.
-    let cors_request = shard.cors.is_some().then(|| request.headers().clone());
+    let cors_request = shard.cors().is_some().then(|| request.headers().clone());
     let route = routing::route(request.method(), request.uri().path(), request.headers(), &server.upgrade_origins);
     if let Route::Error { status: StatusCode::FORBIDDEN, .. } = route {
         let origin = request.headers().get(header::ORIGIN);
@@ -182,7 +186,7 @@ async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Re
     let mut response = match route {
         Route::Ping => text(StatusCode::OK, "pong"),
         Route::Live => text(StatusCode::OK, "live"),
-        Route::Ready => match shard.health.readiness() {
+        Route::Ready => match shard.health().readiness() {
             Readiness::Ready => text(StatusCode::OK, "ready"),
             Readiness::KafkaUnreachable => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: Kafka unreachable"),
             Readiness::Draining => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down"),
@@ -201,7 +205,7 @@ async fn handle(shard: &Rc<Shard>, upgrade: &Cell<Option<Identity>>, request: Re
         }
         Route::Rest => rest::handle(shard, request).await,
     };
-    if let (Some(cors), Some(headers)) = (&shard.cors, cors_request) {
+    if let (Some(cors), Some(headers)) = (&shard.cors(), cors_request) {
         cors.decorate(&headers, response.headers_mut());
     }
     finish(shard, response)
@@ -215,13 +219,13 @@ fn upgrade_response(
     query: Option<&str>,
     accept_key: &str,
 ) -> (Response<Body>, Identity) {
-    let rules = &shard.config.server.identity;
+    let rules = &shard.config().server.identity;
     let named = rules.for_upgrade(headers, query);
     let mut response = switching_protocols(accept_key);
     if let Some(protocol) = named.protocol {
         response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
     }
-    if let Some(cors) = &shard.cors {
+    if let Some(cors) = &shard.cors() {
         cors.decorate(headers, response.headers_mut());
     }
     let identity = match named.id.filter(|id| !id.is_empty()) {
@@ -234,7 +238,7 @@ fn upgrade_response(
 
 /// While the server drains, every response closes its connection.
 fn finish(shard: &Shard, mut response: Response<Body>) -> Response<Body> {
-    if shard.draining.get() {
+    if shard.draining() {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
@@ -250,13 +254,5 @@ fn switching_protocols(accept_key: &str) -> Response<Body> {
     if let Ok(value) = HeaderValue::from_str(accept_key) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
     }
-    response
-}
-
-/// A `text/plain` response.
-pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

@@ -24,9 +24,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 
-use super::conn::Body;
-use super::submit::{publish_request, record_refused};
-use super::Shard;
+use super::body::Body;
+use crate::shard::Shard;
+use crate::submit::{publish_request, record_refused};
 use raccoon_metrics::{tags, MetricId};
 use raccoon_protocol::batch::BatchError;
 use raccoon_protocol::pb::Code;
@@ -54,11 +54,11 @@ enum BodyError {
 
 pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<Body> {
     let received_at = Instant::now();
-    let server = &shard.config.server;
+    let server = &shard.config().server;
     let group_name = server.identity.from_headers(request.headers()).group;
-    let group = shard.metrics.borrow_mut().client_tag(&group_name);
+    let group = shard.metrics().borrow_mut().client_tag(&group_name);
     let Some(wire) = routing::rest_wire(request.headers()) else {
-        record_refused(shard, group, shard.tags.unknown_content_type);
+        record_refused(shard, group, shard.tags().unknown_content_type);
         let given = request.headers().get(header::CONTENT_TYPE);
         let detail = match given.map(HeaderValue::to_str) {
             None => "no Content-Type; send application/json or application/proto".to_owned(),
@@ -73,14 +73,14 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
         return with_detail(respond(StatusCode::BAD_REQUEST, Wire::Json, given.cloned(), &reply), &detail);
     };
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
-    if shard.draining.get() {
+    if shard.draining() {
         let reply = Reply::request_error(Code::InternalError, "the server is shutting down".to_owned());
         return respond(StatusCode::SERVICE_UNAVAILABLE, wire, content_type, &reply);
     }
     let body = match read_body(request.into_body(), server.max_body_bytes, server.body_timeout).await {
         Ok(body) => body,
         Err(error) => {
-            record_refused(shard, group, shard.tags.read_error);
+            record_refused(shard, group, shard.tags().read_error);
             let mut detail = None;
             let (status, code, reason) = match error {
                 BodyError::TooLarge(len) => (
@@ -108,22 +108,22 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
             return response;
         }
     };
-    let decoded = match wire.decode(body, &shard.config.topic_pattern) {
+    let decoded = match wire.decode(body, &shard.config().topic_pattern) {
         Ok(decoded) => decoded,
         Err(error @ BatchError::InvalidType { .. }) => {
-            record_refused(shard, group, shard.tags.serde);
+            record_refused(shard, group, shard.tags().serde);
             let reply = Reply::bad_request(error.req_guid().to_owned(), error.to_string());
             return respond(StatusCode::BAD_REQUEST, wire, content_type, &reply);
         }
         Err(error) => {
-            record_refused(shard, group, shard.tags.serde);
+            record_refused(shard, group, shard.tags().serde);
             tracing::debug!(%error, "REST body refused");
             let reply = Reply::request_error(Code::BadRequest, DESERIALIZATION_FAILURE.to_owned());
             return with_detail(respond(StatusCode::BAD_REQUEST, wire, content_type, &reply), &error.to_string());
         }
     };
     let reply = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at).await;
-    shard.metrics.borrow_mut().record(MetricId::EventRtt, tags([]), received_at.elapsed());
+    shard.metrics().borrow_mut().record(MetricId::EventRtt, tags([]), received_at.elapsed());
     let status = match reply.code {
         Code::Ok => StatusCode::OK,
         Code::BadRequest => StatusCode::BAD_REQUEST,
