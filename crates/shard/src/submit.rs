@@ -130,3 +130,245 @@ pub(crate) async fn publish_request(
         None => Reply::publish_failed(String::new(), PUBLISHER_STOPPED),
     }
 }
+
+/// The path every transport's batches take, on a real glommio executor with a handoff the test
+/// reads itself (no publisher, no broker): queueing, waiting while the queue is full, a
+/// stopped publisher, and the ack router bringing an outcome back to a waiting request or to a
+/// WebSocket connection.
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the test thread waits for the executor it started
+mod tests {
+    use std::cell::RefCell;
+    use std::num::NonZeroUsize;
+    use std::time::Duration;
+
+    use crossbeam_channel::Receiver;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use raccoon_core::handoff::{Ack, ConnId, EventRecord, Handoff, ShardId, ShardMsg};
+    use raccoon_core::health::Health;
+    use raccoon_core::topic::TopicPattern;
+    use raccoon_metrics::LocalMetrics;
+    use raccoon_protocol::identity::{Identity, IdentityRules};
+    use raccoon_protocol::pb::{Code, Status};
+    use raccoon_protocol::routing::UpgradeOrigins;
+    use raccoon_rt::listen::BindAddress;
+
+    use super::*;
+    use crate::registry::Registry;
+    use crate::shard::ConnSink;
+    use crate::{ServerConfig, ShardConfig};
+
+    fn config(ack_mode: AckMode) -> ShardConfig {
+        let ms = Duration::from_millis;
+        let server = ServerConfig {
+            bind: BindAddress::DualStack,
+            port: 0,
+            max_conn: 8,
+            read_buffer_bytes: 4096,
+            write_buffer_bytes: 4096,
+            identity: IdentityRules {
+                id_header: "X-User-ID".into(),
+                group_header: None,
+                group_default: "--default--".into(),
+                id_query_param: None,
+                group_query_param: None,
+                subprotocol: false,
+                anonymous: false,
+            },
+            ping_interval: ms(30_000),
+            pong_wait: ms(60_000),
+            write_wait: ms(5_000),
+            upgrade_origins: UpgradeOrigins::Any,
+            cors: None,
+            max_frame_bytes: 1 << 20,
+            max_inflight_batches: 4,
+            dedup_window: None,
+            shard_cpus: vec![0],
+            io_memory_bytes: 64 << 10,
+            spin_before_park: None,
+            drain_timeout: ms(1_000),
+            grpc_port: 0,
+            grpc_max_message_bytes: 1 << 20,
+            grpc_max_concurrent_streams: 8,
+            max_body_bytes: 1 << 20,
+            http_max_header_bytes: 8192,
+            http_max_headers: 64,
+            http_header_timeout: ms(5_000),
+            body_timeout: ms(5_000),
+            http_idle_timeout: ms(60_000),
+        };
+        ShardConfig { server, ack_mode, topic_pattern: TopicPattern::parse("t-%s").unwrap() }
+    }
+
+    /// Runs `test` on a shard of its own, in a glommio executor, with a handoff of one queue of
+    /// `capacity` batches whose receiving end the test holds.
+    fn on_a_shard<F, Fut>(ack_mode: AckMode, capacity: usize, test: F)
+    where
+        F: FnOnce(Rc<Shard>, Receiver<Batch>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(64 << 10)
+            .spawn(move || async move {
+                let (handoff, mut queues) = Handoff::channels(NonZeroUsize::MIN, capacity);
+                let queue = queues.remove(0);
+                let shard = Rc::new(Shard::new(
+                    ShardId(3),
+                    config(ack_mode),
+                    handoff,
+                    LocalMetrics::disabled(),
+                    Arc::new(Health::without_broker()),
+                    Arc::new(Registry::new(8)),
+                ));
+                test(shard, queue).await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn decoded(guid: &str, types: &[&str]) -> DecodedBatch {
+        DecodedBatch {
+            req_guid: guid.into(),
+            sent_time: None,
+            events: types
+                .iter()
+                .map(|t| EventRecord {
+                    event_type: bytes::Bytes::copy_from_slice(t.as_bytes()),
+                    payload: bytes::Bytes::from_static(b"payload"),
+                })
+                .collect(),
+        }
+    }
+
+    /// Waits (without blocking the executor) for a batch on the test's end of the handoff.
+    async fn next_batch(queue: &Receiver<Batch>) -> Batch {
+        for _ in 0..1000 {
+            if let Ok(batch) = queue.try_recv() {
+                return batch;
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("no batch reached the handoff within a second");
+    }
+
+    fn ack_for(batch: &Batch, outcome: DeliveryOutcome) -> ShardMsg {
+        ShardMsg::Ack(Ack {
+            token: batch.token,
+            req_guid: batch.req_guid.clone(),
+            outcome,
+            received_at: batch.received_at,
+        })
+    }
+
+    #[test]
+    fn a_request_on_delivery_waits_for_its_ack_and_the_router_brings_it() {
+        on_a_shard(AckMode::OnDelivery, 4, |shard, queue| async move {
+            let request = {
+                let shard = Rc::clone(&shard);
+                glommio::spawn_local(async move {
+                    let batch = decoded("g-1", &["click", "page"]);
+                    publish_request(&shard, shard.tags().na, Arc::from("grp"), batch, Instant::now()).await
+                })
+            };
+            let batch = next_batch(&queue).await;
+            assert_eq!(batch.token.shard, ShardId(3));
+            assert!(batch.wants_ack);
+            assert_eq!(&*batch.group, "grp");
+            assert_eq!(batch.events.len(), 2);
+            assert_eq!(batch.req_guid, "g-1", "the guid rides with the batch, to come back in the ack");
+            assert!(shard.route(ack_for(&batch, DeliveryOutcome::Failed("broker said no".into()))));
+            let reply = request.await;
+            assert_eq!((reply.status, reply.code), (Status::Error, Code::InternalError));
+            assert_eq!(reply.req_guid.as_deref(), Some("g-1"));
+            assert!(reply.reason.contains("broker said no"), "{}", reply.reason);
+            let stats = *shard.stats().borrow();
+            assert_eq!((stats.batches, stats.events), (1, 2));
+        });
+    }
+
+    #[test]
+    fn on_receipt_the_request_is_answered_once_queued_and_an_empty_batch_is_not_queued() {
+        on_a_shard(AckMode::OnReceipt, 4, |shard, queue| async move {
+            let reply =
+                publish_request(&shard, shard.tags().na, Arc::from("g"), decoded("r-1", &["a"]), Instant::now()).await;
+            assert_eq!((reply.status, reply.req_guid.as_deref()), (Status::Success, Some("r-1")));
+            let batch = queue.try_recv().expect("queued before the reply");
+            assert!(!batch.wants_ack);
+            let reply =
+                publish_request(&shard, shard.tags().na, Arc::from("g"), decoded("r-2", &[]), Instant::now()).await;
+            assert_eq!(reply.status, Status::Success);
+            assert!(queue.try_recv().is_err(), "nothing to publish for an empty batch");
+        });
+    }
+
+    #[test]
+    fn a_full_queue_is_waited_out_and_a_stopped_publisher_hands_the_batch_back() {
+        on_a_shard(AckMode::OnReceipt, 1, |shard, queue| async move {
+            let batch = |guid: &str| Batch {
+                token: AckToken { shard: ShardId(3), conn: ConnId(1), seq: Seq(0) },
+                req_guid: guid.into(),
+                events: Vec::new(),
+                wants_ack: false,
+                received_at: Instant::now(),
+                group: Arc::from("g"),
+            };
+            assert!(matches!(try_submit(&shard, batch("first")), Offer::Queued));
+            let Offer::Full(second) = try_submit(&shard, batch("second")) else { panic!("the queue holds one") };
+            let waiting = {
+                let shard = Rc::clone(&shard);
+                glommio::spawn_local(async move { wait_for_room(&shard, second).await })
+            };
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            assert_eq!(queue.try_recv().unwrap().req_guid, "first");
+            assert!(waiting.await.is_ok(), "queued once there was room");
+            assert_eq!(queue.try_recv().unwrap().req_guid, "second");
+            drop(queue);
+            let back = submit(&shard, batch("third")).await.expect_err("no publisher left");
+            assert_eq!(back.req_guid, "third");
+        });
+    }
+
+    /// A WebSocket connection as the router sees it.
+    #[derive(Default)]
+    struct Sink {
+        acks: RefCell<Vec<Ack>>,
+        going_away: std::cell::Cell<bool>,
+    }
+
+    impl ConnSink for Sink {
+        fn deliver(&self, ack: Ack) {
+            self.acks.borrow_mut().push(ack);
+        }
+        fn go_away(&self) {
+            self.going_away.set(true);
+        }
+    }
+
+    #[test]
+    fn the_router_hands_acks_to_their_connection_and_drops_those_of_closed_ones() {
+        on_a_shard(AckMode::OnDelivery, 4, |shard, _queue| async move {
+            let sink = Rc::new(Sink::default());
+            let identity = Identity { user: "u".into(), group: "g".into(), anonymous: false };
+            let (conn, _, _admission) = shard.register(Rc::clone(&sink) as Rc<dyn ConnSink>, &identity).unwrap();
+            let ack = |conn| {
+                ShardMsg::Ack(Ack {
+                    token: AckToken { shard: ShardId(3), conn, seq: Seq(7) },
+                    req_guid: "w-1".into(),
+                    outcome: DeliveryOutcome::Delivered,
+                    received_at: Instant::now(),
+                })
+            };
+            assert!(shard.route(ack(conn)));
+            assert!(shard.route(ack(ConnId(conn.0 + 100))), "an unknown connection's ack is dropped");
+            assert_eq!(sink.acks.borrow().len(), 1);
+            assert_eq!(sink.acks.borrow()[0].token.seq, Seq(7));
+            shard.unregister(conn);
+            assert!(shard.route(ack(conn)), "a closed connection's ack is dropped");
+            assert_eq!(sink.acks.borrow().len(), 1);
+            assert!(!shard.route(ShardMsg::Shutdown), "shutdown ends the routing loop");
+            assert!(!sink.going_away.get());
+        });
+    }
+}
