@@ -81,7 +81,7 @@ fn server_with(extra: &[(&str, &str)]) -> TestServer {
         ("METRIC_PROMETHEUS_ENABLED", "true"),
         ("METRIC_PROMETHEUS_PORT", "0"),
         // Refusals of duplicates are logged at DEBUG; the test reads which shard refused.
-        ("LOG_LEVEL", "info,raccoon_shard::session=debug"),
+        ("LOG_LEVEL", "info,raccoon_shard::websocket=debug"),
     ];
     env.extend_from_slice(extra);
     TestServer::start(shared_kafka(), &env)

@@ -8,7 +8,7 @@
 //! On a shard, one transport a module: [`http1`] (HTTP/1 on hyper: health, REST, upgrades),
 //! [`websocket`] (one connection, one folder), [`grpc`] (HTTP/2 on hyper); [`submit`], the path
 //! every transport's batches take to the handoff. The shard's own state and jobs are in
-//! [`shard`]; starting shards in [`start`], a shard's main task in [`run`].
+//! [`shard`]; starting shards in [`start()`], a shard's main task in [`run`].
 //!
 //! This crate does not depend on `raccoon-publish`: the handoff and the inbox messages are
 //! [`raccoon_core`]'s. A shard never blocks: no blocking locks, sleeps or blocking I/O (this

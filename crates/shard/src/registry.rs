@@ -29,7 +29,7 @@
 //!   release would be a message too, so an immediate reconnect could be judged before its
 //!   predecessor's release arrived. A `std::sync::Mutex<HashSet>` is ruled out on shards.
 //!
-//! Lives on: one per process, created by [`super::start`]; every shard holds an `Arc`.
+//! Lives on: one per process, created by [`crate::start()`]; every shard holds an `Arc`.
 
 use std::cell::Cell;
 use std::fmt;

@@ -1,5 +1,5 @@
 //! The HTTP port: each accepted TCP connection is a WebSocket upgrade, which becomes a
-//! [`websocket`](crate::websocket) connection on the same socket, or hyper's HTTP/1 server:
+//! [`websocket`] connection on the same socket, or hyper's HTTP/1 server:
 //! `/ping` and the health endpoints, REST batches ([`rest`]), and the upgrades hyper has to
 //! read. Responses are [`body::Body`]s.
 //!

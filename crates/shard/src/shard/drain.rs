@@ -33,7 +33,7 @@ impl Shard {
 
     /// Drives one hyper connection (`poll`) until it ends. Once shutdown begins it is asked to
     /// finish (`graceful`: no more keep-alive, or a GOAWAY); `None` when shutdown stopped waiting
-    /// for it and it is dropped (see [`run`]). Shared by the HTTP/1 and HTTP/2 connections.
+    /// for it and it is dropped (see [`Shard::drain`]). Shared by the HTTP/1 and HTTP/2 connections.
     pub(crate) async fn drive_connection<C: Unpin, T>(
         &self,
         connection: &mut C,

@@ -1,7 +1,7 @@
 //! One shard's state ([`Shard`]), shared by its tasks, and what the shard does with it, one job
 //! a file: the connection table and the ack router ([`table`]), shutdown ([`drain`]), the metrics
 //! flush ([`flush`]) and hyper's server settings ([`builders`]). Starting shards is
-//! [`crate::start`]; a shard's main task is [`crate::run`].
+//! [`crate::start()`]; a shard's main task is [`crate::run`].
 
 mod builders;
 mod drain;

@@ -39,8 +39,8 @@ pub(super) struct ConnEntry {
 impl Shard {
     /// Admits a WebSocket connection of `identity` across all shards (`SERVER_WEBSOCKET_MAX_CONN`
     /// first, then one live connection per identifier) and registers it here. Returns its id,
-    /// its group's metric tag and its admission, which the session releases the moment the
-    /// connection ends.
+    /// its group's metric tag and its admission, which the connection releases the moment it
+    /// ends.
     pub(crate) fn register(
         &self,
         sink: Rc<dyn ConnSink>,
@@ -76,7 +76,7 @@ impl Shard {
         }
     }
 
-    /// Forgets a connection, releases its identifier (if the session did not already) and
+    /// Forgets a connection, releases its identifier (if the connection did not already) and
     /// stops its reader if it is still running.
     pub(crate) fn unregister(&self, conn: ConnId) {
         let Some(entry) = self.conns.borrow_mut().remove(&conn) else { return };

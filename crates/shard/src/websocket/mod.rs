@@ -1,9 +1,9 @@
 //! One WebSocket connection: admission (server-wide limit and identifier, see
 //! [`registry`](crate::registry)), then a reader task (frames in, batches out to the publisher
-//! queues; text frames are JSON, binary frames protobuf), a [writer](writer) (replies,
+//! queues; text frames are JSON, binary frames protobuf), a [`writer`] (replies,
 //! delivery acks, pings, pongs, [keep-alive](keepalive) and the closing handshake, in
 //! order). Everything the writer sends comes through one local queue,
-//! [`Outbound`](outbound::Outbound). The socket is read through the shard's read buffer ([`socket`]) and
+//! [`Outbound`]. The socket is read through the shard's read buffer ([`socket`]) and
 //! framed by [`raccoon_protocol::websocket`]: an idle connection holds no buffer.
 //!
 //! The connection's identifier is released the moment the connection ends: when the client's
