@@ -1,5 +1,6 @@
 //! Configuration: defaults < YAML file (`-c FILE`) < environment (Raccoon's names) < CLI flags,
-//! merged once at startup into a validated, immutable [`Config`].
+//! merged once at startup into a validated, immutable [`Config`] of each component's settings
+//! (those types live next to the code that reads them; this crate is the one that knows key names).
 //!
 //! Every source is flattened to Raccoon's environment-variable names first (YAML path
 //! `server.websocket.port` and flag `--set server.websocket.port=1` both become
@@ -104,7 +105,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// The validated configuration. Immutable after startup; every shard owns a clone.
+/// The validated configuration. Immutable after startup; `main` hands each component its own
+/// settings from it ([`Config::shard_config`], [`Config::publisher`], [`Config::metrics`]), never the whole.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// HTTP port and shards.
