@@ -12,9 +12,9 @@
 //! as soon as it sees the close.
 //!
 //! One folder, one file a part: [`reader`], [`writer`] (its closing handshake decided by
-//! [`close`], sans-IO), [`keepalive`] (sans-IO), [`outbound`] (what the writer is asked to do
-//! and the queue it arrives by), [`socket`] (the socket both share) and [`shared`] (the state
-//! they share).
+//! [`close`], sans-IO), [`keepalive`] (sans-IO), [`outbound`] (what the writer is asked to do),
+//! [`queue`] (the queue it arrives by), [`socket`] (the socket both share) and [`shared`] (the
+//! state they share).
 //!
 //! Hot path (the reader): no allocation per event, no logging above DEBUG per frame.
 //!
