@@ -14,7 +14,8 @@ use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use raccoon_config::{keys::KEYS, Config, Sources};
+use raccoon_config::keys::{self, KAFKA_BOOTSTRAP_SERVERS, KEYS};
+use raccoon_config::{Config, Sources};
 use raccoon_core::handoff::ShardMsg;
 use raccoon_core::health::Health;
 use raccoon_metrics::Metrics;
@@ -84,14 +85,14 @@ impl Cli {
     fn settings(&self) -> Vec<(String, String)> {
         let mut out = self.set.clone();
         let flags = [
-            ("SERVER_WEBSOCKET_PORT", self.port.map(|v| v.to_string())),
-            ("SERVER_SHARDS", self.shards.map(|v| v.to_string())),
-            ("SERVER_CPU_LIST", self.cpu_list.clone()),
-            ("PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS", self.bootstrap_servers.clone()),
-            ("EVENT_ACK", self.event_ack.clone()),
-            ("LOG_LEVEL", self.log_level.clone()),
+            (keys::SERVER_WEBSOCKET_PORT.env(), self.port.map(|v| v.to_string())),
+            (keys::SERVER_SHARDS.env(), self.shards.map(|v| v.to_string())),
+            (keys::SERVER_CPU_LIST.env(), self.cpu_list.clone()),
+            (KAFKA_BOOTSTRAP_SERVERS, self.bootstrap_servers.clone()),
+            (keys::EVENT_ACK.env(), self.event_ack.clone()),
+            (keys::LOG_LEVEL.env(), self.log_level.clone()),
         ];
-        out.extend(flags.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))));
+        out.extend(flags.into_iter().filter_map(|(key, v)| v.map(|v| (key.to_owned(), v))));
         out
     }
 }
@@ -134,10 +135,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let server = &config.server;
     let listen = server.bind.resolve();
     let shard_count = server.shard_cpus.len();
-    let http = listen.reuse_port(server.port, shard_count, "SERVER_WEBSOCKET_PORT")?;
-    let grpc = listen.reuse_port(server.grpc_port, shard_count, "SERVER_GRPC_PORT")?;
+    let http = listen.reuse_port(server.port, shard_count, keys::SERVER_WEBSOCKET_PORT.env())?;
+    let grpc = listen.reuse_port(server.grpc_port, shard_count, keys::SERVER_GRPC_PORT.env())?;
     let prometheus = match &config.metrics.prometheus {
-        Some((port, _)) => Some(listen.single(*port, "METRIC_PROMETHEUS_PORT")?),
+        Some((port, _)) => Some(listen.single(*port, keys::METRIC_PROMETHEUS_PORT.env())?),
         None => None,
     };
     let addr = http[0].local_addr().context("cannot read the bound address")?;

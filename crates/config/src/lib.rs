@@ -9,18 +9,19 @@
 //!
 //! Departure from the style guide's serde `FileConfig`: Raccoon's contract is its flat key
 //! space, and its YAML paths map onto it mechanically; one key table ([`keys::KEYS`]) is simpler
-//! than keeping a nested struct, the env names and the docs in step by hand.
+//! than keeping a nested struct, the env names and the docs in step by hand. Values are read only
+//! through the table's typed constants ([`keys::Key`]), so a key named here exists.
 
 pub mod keys;
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use thiserror::Error;
 
-use keys::{KAFKA_CLIENT_PREFIX, KEYS};
+use keys::{self as k, Key, Value, KAFKA_CLIENT_PREFIX, KEYS};
 use raccoon_core::topic::TopicPattern;
 use raccoon_metrics::MetricsConfig;
 use raccoon_protocol::cors::CorsConfig;
@@ -241,66 +242,17 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
-/// The merged raw values, with typed accessors that produce [`ConfigError::Invalid`].
+/// The merged raw values, read through the typed [`Key`] constants; errors are
+/// [`ConfigError::Invalid`] naming the key, value and source.
 struct Raw {
     values: BTreeMap<String, (String, Source)>,
+    /// The keys read so far (a test asserts that building reads every key).
+    read: RefCell<BTreeSet<&'static str>>,
 }
 
 impl Raw {
-    fn get(&self, key: &str) -> (&str, &Source) {
-        let (value, source) = self.values.get(key).expect("invariant: every key in KEYS has a default");
-        (value.trim(), source)
-    }
-
-    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
-        let (value, source) = self.get(key);
-        ConfigError::Invalid {
-            key: key.to_owned(),
-            value: value.to_owned(),
-            from: source.clone(),
-            reason: reason.into(),
-        }
-    }
-
-    fn text(&self, key: &str) -> String {
-        self.get(key).0.to_owned()
-    }
-
-    fn int<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
-        &self,
-        key: &str,
-        min: T,
-        max: T,
-    ) -> Result<T, ConfigError> {
-        let range = || format!("expected a whole number from {min} to {max}");
-        match self.get(key).0.parse::<T>() {
-            Ok(v) if v >= min && v <= max => Ok(v),
-            _ => Err(self.invalid(key, range())),
-        }
-    }
-
-    fn millis(&self, key: &str) -> Result<Duration, ConfigError> {
-        self.int::<u64>(key, 1, 86_400_000).map(Duration::from_millis)
-    }
-
-    /// The comma-separated entries of `key`, trimmed, empty ones dropped (YAML lists arrive
-    /// joined with commas).
-    fn list(&self, key: &str) -> Vec<String> {
-        self.get(key).0.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-    }
-
-    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
-        match self.get(key).0.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(self.invalid(key, "expected true or false")),
-        }
-    }
-}
-
-impl Config {
-    /// Merges and validates all sources.
-    pub fn build(sources: &Sources) -> Result<Config, ConfigError> {
+    /// Defaults < file < environment < flags, each key canonical and known.
+    fn merge(sources: &Sources) -> Result<Raw, ConfigError> {
         let mut values: BTreeMap<String, (String, Source)> =
             KEYS.iter().map(|k| (k.env.to_owned(), (k.default.to_owned(), Source::Default))).collect();
 
@@ -325,47 +277,74 @@ impl Config {
             }
             values.insert(key, (value.clone(), Source::Cli));
         }
-        let raw = Raw { values };
-        Self::from_raw(&raw, &sources.available_cpus)
+        Ok(Raw { values, read: RefCell::default() })
+    }
+
+    /// The key's text, trimmed, and where it came from.
+    fn text<T>(&self, key: Key<T>) -> (&str, &Source) {
+        let (value, source) = self.values.get(key.env()).expect("invariant: every key in KEYS has a default");
+        (value.trim(), source)
+    }
+
+    /// The key's value as its type, checked against its range.
+    fn read<T: Value>(&self, key: Key<T>) -> Result<T, ConfigError> {
+        self.read.borrow_mut().insert(key.env());
+        T::parse(self.text(key).0, &key.spec().range).map_err(|reason| self.invalid(key, reason))
+    }
+
+    fn invalid<T>(&self, key: Key<T>, reason: impl Into<String>) -> ConfigError {
+        let (value, source) = self.text(key);
+        ConfigError::Invalid {
+            key: key.env().to_owned(),
+            value: value.to_owned(),
+            from: source.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Merges and validates all sources.
+    pub fn build(sources: &Sources) -> Result<Config, ConfigError> {
+        Self::from_raw(&Raw::merge(sources)?, &sources.available_cpus)
     }
 
     fn from_raw(raw: &Raw, available_cpus: &[usize]) -> Result<Config, ConfigError> {
-        let bind = BindAddress::parse(raw.get("SERVER_BIND_ADDRESS").0).map_err(|_| {
-            raw.invalid(
-                "SERVER_BIND_ADDRESS",
+        let bind = BindAddress::parse(&raw.read(k::SERVER_BIND_ADDRESS)?).map_err(|_| {
+            raw.invalid(k::SERVER_BIND_ADDRESS,
                 "expected nothing (IPv6 and IPv4), or an IP address such as 0.0.0.0 (IPv4 only), :: (IPv6 only) or 127.0.0.1",
             )
         })?;
-        let port = raw.int::<u16>("SERVER_WEBSOCKET_PORT", 0, u16::MAX)?;
+        let port = raw.read(k::SERVER_WEBSOCKET_PORT)?;
 
         let shard_cpus = resolve_shard_cpus(raw, available_cpus)?;
-        let max_conn = raw.int::<usize>("SERVER_WEBSOCKET_MAX_CONN", 1, 10_000_000)?;
+        let max_conn = raw.read(k::SERVER_WEBSOCKET_MAX_CONN)?;
 
-        let conn_id_header = raw.text("SERVER_WEBSOCKET_CONN_ID_HEADER");
+        let conn_id_header = raw.read(k::SERVER_WEBSOCKET_CONN_ID_HEADER)?;
         if conn_id_header.is_empty() || http_token(&conn_id_header).is_err() {
             return Err(
-                raw.invalid("SERVER_WEBSOCKET_CONN_ID_HEADER", "expected an HTTP header name such as X-User-ID")
+                raw.invalid(k::SERVER_WEBSOCKET_CONN_ID_HEADER, "expected an HTTP header name such as X-User-ID")
             );
         }
-        let group_header = raw.text("SERVER_WEBSOCKET_CONN_GROUP_HEADER");
+        let group_header = raw.read(k::SERVER_WEBSOCKET_CONN_GROUP_HEADER)?;
         if !group_header.is_empty() && http_token(&group_header).is_err() {
-            return Err(raw.invalid("SERVER_WEBSOCKET_CONN_GROUP_HEADER", "expected an HTTP header name or nothing"));
+            return Err(raw.invalid(k::SERVER_WEBSOCKET_CONN_GROUP_HEADER, "expected an HTTP header name or nothing"));
         }
 
-        let ping_interval = raw.millis("SERVER_WEBSOCKET_PING_INTERVAL_MS")?;
-        let pong_wait = raw.millis("SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS")?;
+        let ping_interval = raw.read(k::SERVER_WEBSOCKET_PING_INTERVAL_MS)?;
+        let pong_wait = raw.read(k::SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS)?;
         // Any pair works: the pong wait counts from the first ping a client leaves unanswered,
         // so a client that answers is never dropped, whatever the ping interval.
-        let read_buffer_bytes = raw.int::<usize>("SERVER_WEBSOCKET_READ_BUFFER_SIZE", 512, 64 << 20)?;
-        let write_buffer_bytes = raw.int::<usize>("SERVER_WEBSOCKET_WRITE_BUFFER_SIZE", 0, 64 << 20)?;
+        let read_buffer_bytes = raw.read(k::SERVER_WEBSOCKET_READ_BUFFER_SIZE)?;
+        let write_buffer_bytes = raw.read(k::SERVER_WEBSOCKET_WRITE_BUFFER_SIZE)?;
         // Validated for compatibility even though it has no effect.
-        raw.int::<usize>("SERVER_WEBSOCKET_PINGER_SIZE", 1, 1_000_000)?;
-        let dedup_window = raw.int::<usize>("SERVER_BATCH_DEDUP_WINDOW", 1, 1 << 20)?;
-        let dedup_window = raw.boolean("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED")?.then_some(dedup_window);
+        raw.read(k::SERVER_WEBSOCKET_PINGER_SIZE)?;
+        let dedup_window = raw.read(k::SERVER_BATCH_DEDUP_WINDOW)?;
+        let dedup_window = raw.read(k::SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED)?.then_some(dedup_window);
         let cors = cors_config(raw, &conn_id_header, &group_header)?;
         let upgrade_origins = upgrade_origins(raw, cors.as_ref())?;
-        let query_param = |key: &str| -> Result<Option<String>, ConfigError> {
-            let name = raw.text(key);
+        let query_param = |key: Key<String>| -> Result<Option<String>, ConfigError> {
+            let name = raw.read(key)?;
             if name.contains(['&', '=', '#', ' ']) {
                 return Err(raw.invalid(key, "expected a query parameter name such as user_id, or nothing"));
             }
@@ -374,11 +353,11 @@ impl Config {
         let identity = IdentityRules {
             id_header: conn_id_header,
             group_header: (!group_header.is_empty()).then_some(group_header),
-            group_default: raw.text("SERVER_WEBSOCKET_CONN_GROUP_DEFAULT"),
-            id_query_param: query_param("SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM")?,
-            group_query_param: query_param("SERVER_WEBSOCKET_CONN_GROUP_QUERY_PARAM")?,
-            subprotocol: raw.boolean("SERVER_WEBSOCKET_CONN_SUBPROTOCOL_ENABLED")?,
-            anonymous: raw.boolean("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS")?,
+            group_default: raw.read(k::SERVER_WEBSOCKET_CONN_GROUP_DEFAULT)?,
+            id_query_param: query_param(k::SERVER_WEBSOCKET_CONN_ID_QUERY_PARAM)?,
+            group_query_param: query_param(k::SERVER_WEBSOCKET_CONN_GROUP_QUERY_PARAM)?,
+            subprotocol: raw.read(k::SERVER_WEBSOCKET_CONN_SUBPROTOCOL_ENABLED)?,
+            anonymous: raw.read(k::SERVER_WEBSOCKET_CONN_ID_ANONYMOUS)?,
         };
 
         let server = ServerConfig {
@@ -390,84 +369,87 @@ impl Config {
             identity,
             ping_interval,
             pong_wait,
-            write_wait: raw.millis("SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS")?,
+            write_wait: raw.read(k::SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS)?,
             upgrade_origins,
             cors,
-            max_frame_bytes: raw.int::<usize>("SERVER_WEBSOCKET_MAX_FRAME_BYTES", 1024, 1 << 30)?,
-            max_inflight_batches: raw.int::<usize>("SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES", 1, 1 << 20)?,
+            max_frame_bytes: raw.read(k::SERVER_WEBSOCKET_MAX_FRAME_BYTES)?,
+            max_inflight_batches: raw.read(k::SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES)?,
             dedup_window,
             shard_cpus,
-            io_memory_bytes: raw.int::<usize>("SERVER_IO_MEMORY_BYTES", 64 << 10, 1 << 30)?,
-            spin_before_park: match raw.int::<u64>("SERVER_SPIN_BEFORE_PARK_US", 0, 1_000_000)? {
+            io_memory_bytes: raw.read(k::SERVER_IO_MEMORY_BYTES)?,
+            spin_before_park: match raw.read(k::SERVER_SPIN_BEFORE_PARK_US)? {
                 0 => None,
                 micros => Some(Duration::from_micros(micros)),
             },
-            drain_timeout: raw.millis("WORKER_BUFFER_FLUSH_TIMEOUT_MS")?,
-            grpc_port: raw.int::<u16>("SERVER_GRPC_PORT", 0, u16::MAX)?,
-            grpc_max_message_bytes: raw.int::<usize>("SERVER_GRPC_MAX_MESSAGE_BYTES", 1024, 1 << 30)?,
-            grpc_max_concurrent_streams: raw.int::<u32>("SERVER_GRPC_MAX_CONCURRENT_STREAMS", 1, 1 << 20)?,
-            max_body_bytes: raw.int::<usize>("SERVER_HTTP_MAX_BODY_BYTES", 1024, 1 << 30)?,
+            drain_timeout: raw.read(k::WORKER_BUFFER_FLUSH_TIMEOUT_MS)?,
+            grpc_port: raw.read(k::SERVER_GRPC_PORT)?,
+            grpc_max_message_bytes: raw.read(k::SERVER_GRPC_MAX_MESSAGE_BYTES)?,
+            grpc_max_concurrent_streams: raw.read(k::SERVER_GRPC_MAX_CONCURRENT_STREAMS)?,
+            max_body_bytes: raw.read(k::SERVER_HTTP_MAX_BODY_BYTES)?,
             // hyper's smallest read buffer is 8 KiB, and the head must fit in it.
-            http_max_header_bytes: raw.int::<usize>("SERVER_HTTP_MAX_HEADER_BYTES", 1024, 1 << 20)?,
-            http_max_headers: raw.int::<usize>("SERVER_HTTP_MAX_HEADERS", 8, 1024)?,
-            http_header_timeout: raw.millis("SERVER_HTTP_HEADER_TIMEOUT_MS")?,
-            body_timeout: raw.millis("SERVER_HTTP_BODY_TIMEOUT_MS")?,
-            http_idle_timeout: raw.millis("SERVER_HTTP_IDLE_TIMEOUT_MS")?,
+            http_max_header_bytes: raw.read(k::SERVER_HTTP_MAX_HEADER_BYTES)?,
+            http_max_headers: raw.read(k::SERVER_HTTP_MAX_HEADERS)?,
+            http_header_timeout: raw.read(k::SERVER_HTTP_HEADER_TIMEOUT_MS)?,
+            body_timeout: raw.read(k::SERVER_HTTP_BODY_TIMEOUT_MS)?,
+            http_idle_timeout: raw.read(k::SERVER_HTTP_IDLE_TIMEOUT_MS)?,
         };
 
-        let ack_mode = match raw.get("EVENT_ACK").0 {
+        // Choices arrive checked against their key's words, in lower case
+        // (`every_choice_of_every_key_is_accepted` reaches each arm).
+        let ack_mode = match raw.read(k::EVENT_ACK)?.as_str() {
             "0" => AckMode::OnReceipt,
             "1" => AckMode::OnDelivery,
-            _ => return Err(raw.invalid("EVENT_ACK", "expected 0 (ack on receipt) or 1 (ack on Kafka delivery)")),
+            other => unreachable!("invariant: EVENT_ACK's range has no {other:?}"),
         };
-        let topic_pattern = TopicPattern::parse(raw.get("EVENT_DISTRIBUTION_PUBLISHER_PATTERN").0)
-            .map_err(|e| raw.invalid("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", e.to_string()))?;
+        let topic_pattern = TopicPattern::parse(&raw.read(k::EVENT_DISTRIBUTION_PUBLISHER_PATTERN)?)
+            .map_err(|e| raw.invalid(k::EVENT_DISTRIBUTION_PUBLISHER_PATTERN, e.to_string()))?;
 
-        let kind = match raw.get("PUBLISHER_TYPE").0.to_ascii_lowercase().as_str() {
-            "kafka" => PublisherKind::Kafka,
-            "log" => PublisherKind::Log,
-            "pubsub" | "kinesis" => {
+        let kind = match raw.read(k::PUBLISHER_TYPE) {
+            Err(_) if ["pubsub", "kinesis"].iter().any(|t| t.eq_ignore_ascii_case(raw.text(k::PUBLISHER_TYPE).0)) => {
                 return Err(raw.invalid(
-                    "PUBLISHER_TYPE",
+                    k::PUBLISHER_TYPE,
                     "expected kafka or log (pubsub and kinesis are Raccoon publishers this server does not have)",
                 ))
             }
-            _ => return Err(raw.invalid("PUBLISHER_TYPE", "expected kafka or log")),
+            kind => match kind?.as_str() {
+                "kafka" => PublisherKind::Kafka,
+                "log" => PublisherKind::Log,
+                other => unreachable!("invariant: PUBLISHER_TYPE's range has no {other:?}"),
+            },
         };
-        raw.int::<usize>("WORKER_POOL_SIZE", 1, 1_000_000)?;
-        raw.int::<usize>("PUBLISHER_KAFKA_DELIVERY_CHANNEL_SIZE", 1, 1_000_000)?;
+        raw.read(k::WORKER_POOL_SIZE)?;
+        raw.read(k::PUBLISHER_KAFKA_DELIVERY_CHANNEL_SIZE)?;
 
-        let kafka_pairs =
-            raw.values.iter().filter_map(|(k, (v, _))| k.strip_prefix(KAFKA_CLIENT_PREFIX).map(|p| (p, v.as_str())));
+        let kafka_pairs = raw
+            .values
+            .iter()
+            .filter_map(|(key, (value, _))| key.strip_prefix(KAFKA_CLIENT_PREFIX).map(|p| (p, value.as_str())));
         let kafka = raccoon_publish::kafka::client_properties(kafka_pairs);
 
         let publisher = PublisherConfig {
             kind,
-            threads: raw.int(
-                "PUBLISHER_KAFKA_PRODUCER_THREADS",
-                NonZeroUsize::MIN,
-                NonZeroUsize::MIN.saturating_add(255),
-            )?,
-            queue_capacity: raw.int::<usize>("WORKER_BUFFER_CHANNEL_SIZE", 1, 1 << 20)?,
-            flush_timeout: raw.millis("PUBLISHER_KAFKA_FLUSH_INTERVAL_MS")?,
+            threads: raw.read(k::PUBLISHER_KAFKA_PRODUCER_THREADS)?,
+            queue_capacity: raw.read(k::WORKER_BUFFER_CHANNEL_SIZE)?,
+            flush_timeout: raw.read(k::PUBLISHER_KAFKA_FLUSH_INTERVAL_MS)?,
             kafka,
         };
 
         let metrics = metrics_config(raw)?;
-        let log_format = match raw.get("LOG_FORMAT").0.to_ascii_lowercase().as_str() {
+        let log_format = match raw.read(k::LOG_FORMAT)?.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            _ => return Err(raw.invalid("LOG_FORMAT", "expected text or json")),
+            other => unreachable!("invariant: LOG_FORMAT's range has no {other:?}"),
         };
 
-        let effective = raw.values.iter().map(|(k, (v, s))| (k.clone(), v.clone(), s.clone())).collect();
+        let effective =
+            raw.values.iter().map(|(key, (value, from))| (key.clone(), value.clone(), from.clone())).collect();
 
         Ok(Config {
             server,
             publisher,
             ack_mode,
             topic_pattern,
-            log_level: raw.text("LOG_LEVEL"),
+            log_level: raw.read(k::LOG_LEVEL)?,
             log_format,
             metrics,
             effective,
@@ -476,55 +458,55 @@ impl Config {
 }
 
 fn metrics_config(raw: &Raw) -> Result<MetricsConfig, ConfigError> {
-    let prometheus = if raw.boolean("METRIC_PROMETHEUS_ENABLED")? {
-        let port = raw.int::<u16>("METRIC_PROMETHEUS_PORT", 0, u16::MAX)?;
-        let path = raw.text("METRIC_PROMETHEUS_PATH");
+    let prometheus = if raw.read(k::METRIC_PROMETHEUS_ENABLED)? {
+        let port = raw.read(k::METRIC_PROMETHEUS_PORT)?;
+        let path = raw.read(k::METRIC_PROMETHEUS_PATH)?;
         if !path.starts_with('/') || path.contains(char::is_whitespace) {
-            return Err(raw.invalid("METRIC_PROMETHEUS_PATH", "expected a path such as /metrics"));
+            return Err(raw.invalid(k::METRIC_PROMETHEUS_PATH, "expected a path such as /metrics"));
         }
         Some((port, path))
     } else {
         None
     };
-    let statsd = if raw.boolean("METRIC_STATSD_ENABLED")? {
-        let address = raw.text("METRIC_STATSD_ADDRESS");
+    let statsd = if raw.read(k::METRIC_STATSD_ENABLED)? {
+        let address = raw.read(k::METRIC_STATSD_ADDRESS)?;
         let address = if address.starts_with(':') { format!("127.0.0.1{address}") } else { address };
         let valid = address
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
         if !valid {
-            return Err(raw.invalid("METRIC_STATSD_ADDRESS", "expected host:port or :port, such as 127.0.0.1:8125"));
+            return Err(raw.invalid(k::METRIC_STATSD_ADDRESS, "expected host:port or :port, such as 127.0.0.1:8125"));
         }
-        Some((address, raw.millis("METRIC_STATSD_FLUSH_PERIOD_MS")?))
+        Some((address, raw.read(k::METRIC_STATSD_FLUSH_PERIOD_MS)?))
     } else {
         None
     };
     Ok(MetricsConfig {
         prometheus,
         statsd,
-        window: raw.millis("METRIC_RUNTIME_STATS_RECORD_INTERVAL_MS")?,
-        tag_values_max: raw.int::<usize>("METRIC_TAG_VALUES_MAX", 1, 1_000_000)?,
+        window: raw.read(k::METRIC_RUNTIME_STATS_RECORD_INTERVAL_MS)?,
+        tag_values_max: raw.read(k::METRIC_TAG_VALUES_MAX)?,
     })
 }
 
 /// `SERVER_CORS_*`, validated when `SERVER_CORS_ENABLED` is true.
 fn cors_config(raw: &Raw, id_header: &str, group_header: &str) -> Result<Option<CorsConfig>, ConfigError> {
-    if !raw.boolean("SERVER_CORS_ENABLED")? {
+    if !raw.read(k::SERVER_CORS_ENABLED)? {
         return Ok(None);
     }
-    let allowed_origins = raw.list("SERVER_CORS_ALLOWED_ORIGIN");
+    let allowed_origins = raw.read(k::SERVER_CORS_ALLOWED_ORIGIN)?;
     OriginList::parse(allowed_origins.iter().map(String::as_str))
-        .map_err(|e| raw.invalid("SERVER_CORS_ALLOWED_ORIGIN", e.to_string()))?;
-    let allowed_methods = raw.list("SERVER_CORS_ALLOWED_METHODS");
+        .map_err(|e| raw.invalid(k::SERVER_CORS_ALLOWED_ORIGIN, e.to_string()))?;
+    let allowed_methods = raw.read(k::SERVER_CORS_ALLOWED_METHODS)?;
     if allowed_methods.is_empty() {
-        return Err(raw.invalid("SERVER_CORS_ALLOWED_METHODS", "expected at least one method, such as GET,POST"));
+        return Err(raw.invalid(k::SERVER_CORS_ALLOWED_METHODS, "expected at least one method, such as GET,POST"));
     }
     if let Some(bad) = allowed_methods.iter().find(|m| http_token(m).is_err()) {
-        return Err(raw.invalid("SERVER_CORS_ALLOWED_METHODS", format!("{bad:?} is not an HTTP method")));
+        return Err(raw.invalid(k::SERVER_CORS_ALLOWED_METHODS, format!("{bad:?} is not an HTTP method")));
     }
-    let mut allowed_headers = raw.list("SERVER_CORS_ALLOWED_HEADERS");
+    let mut allowed_headers = raw.read(k::SERVER_CORS_ALLOWED_HEADERS)?;
     if let Some(bad) = allowed_headers.iter().find(|h| http_token(h).is_err()) {
-        return Err(raw.invalid("SERVER_CORS_ALLOWED_HEADERS", format!("{bad:?} is not an HTTP header name")));
+        return Err(raw.invalid(k::SERVER_CORS_ALLOWED_HEADERS, format!("{bad:?} is not an HTTP header name")));
     }
     // As Raccoon does, and whatever source set them: the headers its own clients send.
     for name in ["Content-Type", id_header, group_header] {
@@ -536,8 +518,8 @@ fn cors_config(raw: &Raw, id_header: &str, group_header: &str) -> Result<Option<
         allowed_origins,
         allowed_methods,
         allowed_headers,
-        allow_credentials: raw.boolean("SERVER_CORS_ALLOW_CREDENTIALS")?,
-        max_age_secs: raw.int::<u64>("SERVER_CORS_PREFLIGHT_MAX_AGE_SECONDS", 0, u64::from(u32::MAX))?,
+        allow_credentials: raw.read(k::SERVER_CORS_ALLOW_CREDENTIALS)?,
+        max_age_secs: raw.read(k::SERVER_CORS_PREFLIGHT_MAX_AGE_SECONDS)?,
     }))
 }
 
@@ -545,19 +527,19 @@ fn cors_config(raw: &Raw, id_header: &str, group_header: &str) -> Result<Option<
 /// the CORS origins when CORS is on (`*` or none there: every origin, as for REST), else none
 /// besides Raccoon's same-origin rule.
 fn upgrade_origins(raw: &Raw, cors: Option<&CorsConfig>) -> Result<UpgradeOrigins, ConfigError> {
-    if !raw.boolean("SERVER_WEBSOCKET_CHECK_ORIGIN")? {
+    if !raw.read(k::SERVER_WEBSOCKET_CHECK_ORIGIN)? {
         return Ok(UpgradeOrigins::Any);
     }
-    let own = raw.list("SERVER_WEBSOCKET_ALLOWED_ORIGINS");
+    let own = raw.read(k::SERVER_WEBSOCKET_ALLOWED_ORIGINS)?;
     let list = if !own.is_empty() {
         OriginList::parse(own.iter().map(String::as_str))
-            .map_err(|e| raw.invalid("SERVER_WEBSOCKET_ALLOWED_ORIGINS", e.to_string()))?
+            .map_err(|e| raw.invalid(k::SERVER_WEBSOCKET_ALLOWED_ORIGINS, e.to_string()))?
     } else if let Some(cors) = cors {
         // Validated with the rest of the CORS settings.
         match OriginList::parse(cors.allowed_origins.iter().map(String::as_str)) {
             Ok(list) if list.is_empty() => OriginList::any(),
             Ok(list) => list,
-            Err(e) => return Err(raw.invalid("SERVER_CORS_ALLOWED_ORIGIN", e.to_string())),
+            Err(e) => return Err(raw.invalid(k::SERVER_CORS_ALLOWED_ORIGIN, e.to_string())),
         }
     } else {
         OriginList::default()
@@ -575,33 +557,33 @@ fn http_token(name: &str) -> Result<(), ()> {
 }
 
 fn resolve_shard_cpus(raw: &Raw, available: &[usize]) -> Result<Vec<usize>, ConfigError> {
-    let listed = raw.get("SERVER_CPU_LIST").0;
+    let listed = raw.read(k::SERVER_CPU_LIST)?;
     let cpus = if listed.is_empty() {
         if available.is_empty() {
             return Err(
-                raw.invalid("SERVER_CPU_LIST", "the CPUs this process may use could not be determined; list them")
+                raw.invalid(k::SERVER_CPU_LIST, "the CPUs this process may use could not be determined; list them")
             );
         }
         available.to_vec()
     } else {
-        let cpus = parse_cpu_list(listed).map_err(|e| raw.invalid("SERVER_CPU_LIST", e))?;
+        let cpus = parse_cpu_list(&listed).map_err(|e| raw.invalid(k::SERVER_CPU_LIST, e))?;
         if cpus.is_empty() {
-            return Err(raw.invalid("SERVER_CPU_LIST", "lists no CPU"));
+            return Err(raw.invalid(k::SERVER_CPU_LIST, "lists no CPU"));
         }
         if let Some(cpu) = cpus.iter().find(|c| !available.is_empty() && !available.contains(c)) {
             return Err(raw.invalid(
-                "SERVER_CPU_LIST",
+                k::SERVER_CPU_LIST,
                 format!("CPU {cpu} is not available to this process (available: {available:?})"),
             ));
         }
         cpus
     };
-    let shards = raw.int::<usize>("SERVER_SHARDS", 0, 4096)?;
+    let shards = raw.read(k::SERVER_SHARDS)?;
     match shards {
         0 => Ok(cpus),
         n if n <= cpus.len() => Ok(cpus[..n].to_vec()),
         n => Err(raw.invalid(
-            "SERVER_SHARDS",
+            k::SERVER_SHARDS,
             format!("{n} shards need {n} CPUs but SERVER_CPU_LIST has {} ({cpus:?})", cpus.len()),
         )),
     }

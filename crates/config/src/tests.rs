@@ -371,3 +371,51 @@ fn browser_identity_sources_are_off_by_default() {
     let text = err_text(&sources(&[("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS", "sometimes")]));
     assert!(text.contains("SERVER_WEBSOCKET_CONN_ID_ANONYMOUS"), "{text}");
 }
+
+#[test]
+fn every_key_is_read() {
+    // With every switch on, building reads each key once at least: a key in the table that the
+    // assembler forgot would be accepted and silently do nothing.
+    let s = sources(&[
+        ("SERVER_CORS_ENABLED", "true"),
+        ("METRIC_PROMETHEUS_ENABLED", "true"),
+        ("METRIC_STATSD_ENABLED", "true"),
+    ]);
+    let raw = Raw::merge(&s).unwrap();
+    Config::from_raw(&raw, &s.available_cpus).unwrap();
+    let read = raw.read.borrow();
+    let unread: Vec<_> = KEYS.iter().map(|k| k.env).filter(|env| !read.contains(env)).collect();
+    assert!(unread.is_empty(), "keys never read: {unread:?}");
+    assert_eq!(read.len(), KEYS.len());
+}
+
+#[test]
+fn every_range_fits_its_type_and_every_default_is_in_it() {
+    keys::check_ranges().unwrap();
+}
+
+#[test]
+fn every_choice_of_every_key_is_accepted() {
+    for spec in KEYS {
+        let keys::Range::OneOf(words) = spec.range else { continue };
+        for (word, _) in words {
+            for text in [word.to_string(), word.to_uppercase()] {
+                Config::build(&sources(&[(spec.env, &text)])).unwrap_or_else(|e| panic!("{}={text}: {e}", spec.env));
+            }
+        }
+        let text = err_text(&sources(&[(spec.env, "neither")]));
+        assert!(text.contains(&format!("expected {}", words[0].0)), "{text}");
+    }
+}
+
+#[test]
+fn numbers_out_of_range_name_the_range() {
+    assert_eq!(
+        err_text(&sources(&[("PUBLISHER_KAFKA_PRODUCER_THREADS", "0")])),
+        "invalid value \"0\" for PUBLISHER_KAFKA_PRODUCER_THREADS (from environment): expected a whole number from 1 to 256"
+    );
+    assert!(err_text(&sources(&[("SERVER_HTTP_IDLE_TIMEOUT_MS", "-1")])).contains("from 1 to 86400000"));
+    assert!(
+        err_text(&sources(&[("EVENT_ACK", "2")])).ends_with("expected 0 (ack on receipt) or 1 (ack on Kafka delivery)")
+    );
+}
