@@ -15,7 +15,7 @@
 //! Threads per Kafka publisher: ours (takes batches off the queue, hands each event to librdkafka)
 //! and its poll thread (serves delivery callbacks the moment librdkafka queues them, so an ack
 //! waits for no polling interval), plus librdkafka's internal threads. None of them is pinned:
-//! the shards own their cores. The poll loop is ours rather than rdkafka's `ThreadedProducer`
+//! the shards own their cores. The poll loop is ours rather than rdkafka's [`ThreadedProducer`](rdkafka::producer::ThreadedProducer)
 //! so that the thread can hand its metrics over even when no delivery report arrives.
 //!
 //! Both threads record metrics into a thread-local [`LocalMetrics`]: delivery callbacks run on

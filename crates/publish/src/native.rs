@@ -1,7 +1,7 @@
 //! librdkafka's batch produce call, which rust-rdkafka does not wrap: the events of one batch
 //! that go to one topic are handed over in one `rd_kafka_produce_batch`.
 //!
-//! `BaseProducer::send`, one call per message (what `raccoon-cli ceiling`'s bare producer does),
+//! [`BaseProducer::send`](rdkafka::producer::BaseProducer::send), one call per message (what `raccoon-cli ceiling`'s bare producer does),
 //! allocates a C string of the topic name, and librdkafka then parses its argument list, looks
 //! the topic up by name (a scan of the client's topic list, under the client's write lock), takes
 //! and drops a reference to it and reads the monotonic clock, all for each message.
@@ -50,7 +50,7 @@ impl Drop for TopicHandle {
 /// A publisher's topic handles, by topic name. Must be dropped before the producer they were
 /// made with: a publisher keeps them for the length of its loop only.
 ///
-/// Handles are added through a shared borrow (the map sits in a `RefCell`), so that the
+/// Handles are added through a shared borrow (the map sits in a [`RefCell`]), so that the
 /// [`Topic`]s of one batch can be alive together; each borrows the cache, so neither emptying it
 /// ([`TopicHandles::start_batch`], `&mut self`) nor dropping it can happen while one is in use.
 /// Adding a handle does not move the others: they are librdkafka's pointers, not the map's

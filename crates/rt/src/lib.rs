@@ -6,13 +6,13 @@
 //!
 //! hyper 1.x is runtime-agnostic: it drives any IO that implements its own [`rt::Read`] and
 //! [`rt::Write`], and it runs `!Send` services and bodies when the executor accepts `!Send`
-//! futures. glommio's `TcpStream` implements the futures-io traits, so [`HyperIo`] translates
+//! futures. glommio's [`TcpStream`](glommio::net::TcpStream) implements the futures-io traits, so [`HyperIo`] translates
 //! between the two (about 60 lines no crate provides for futures-io streams: hyper-util's
 //! adapter is for tokio's traits).
 //!
 //! hyper's own header-read timeout needs an [`rt::Timer`] whose sleeps are `Send + Sync`;
 //! glommio's timers are not (they belong to one executor). So the adapter keeps the deadlines
-//! itself, with a glommio timer, and fails a pending read with `TimedOut` when one passes:
+//! itself, with a glommio timer, and fails a pending read with [`TimedOut`](std::io::ErrorKind::TimedOut) when one passes:
 //!
 //! * **idle**: no request is being served and no byte of the next one has arrived for
 //!   `idle` (a keep-alive connection nobody uses, or a client that connects and says nothing);
