@@ -107,8 +107,9 @@ impl Writer {
                 futures_lite::future::or(message, keepalive).await
             };
             let mut gathered = Gathered::default();
-            let message = match woke {
-                Wake::Message(message) => Some(message),
+            // `woke` is consumed here, so it takes no room in the task while the write waits.
+            let control = match woke {
+                Wake::Message(message) => self.gather(message, &mut gathered, write_cap),
                 Wake::Keepalive => {
                     // Keep-alive's moment came with nothing queued: the storage a burst left
                     // in the queue goes back (an idle connection holds none; a busy one
@@ -117,7 +118,6 @@ impl Writer {
                     None
                 }
             };
-            let control = message.and_then(|message| self.gather(message, &mut gathered, write_cap));
             // Keep-alive runs while messages flow too: one clock read per write.
             if !closing.is_closing() {
                 match self.keepalive.due(&shared.live, Instant::now()) {
@@ -136,36 +136,32 @@ impl Writer {
                 tracing::debug!(%error, "write failed; dropping connection");
                 return;
             }
-            if let Some(control) = control {
+            // `control` and the step are consumed whole (`map_or`, `step @`), so neither keeps
+            // room in the task across the awaits below: an idle connection's task is sized by
+            // the largest state it can wait in.
+            let step = control.map_or(Step::Continue, |control| {
                 if let Outbound::ReaderDone(ReaderEnd::Close(_, reason)) = &control {
                     tracing::debug!(%reason, "closing connection after a protocol violation");
                 }
-                match closing.on(control) {
-                    Step::Continue => {}
-                    Step::ArmDeadline => self.arm_drain_deadline(),
-                    Step::AnswerClose(code) => {
-                        let mut out = Vec::new();
-                        match code {
-                            Some(code) => encode_close(code, "", &mut out),
-                            None => encode(OpCode::Control(Control::Close), &[], &mut out),
-                        }
-                        return Box::pin(self.shared.socket.write_last(&out)).await;
+                closing.on(control)
+            });
+            match step {
+                Step::Continue => {}
+                Step::ArmDeadline => self.arm_drain_deadline(),
+                Step::Stop(end) => {
+                    // The client is gone or silent: nothing more can reach it.
+                    match end {
+                        Some(ReaderEnd::Failed(error)) => tracing::debug!(%error, "read failed"),
+                        Some(other) => tracing::debug!(end = ?other, "reader stopped"),
+                        None => {}
                     }
-                    Step::Close(frame) => return Box::pin(self.close(&frame)).await,
-                    Step::Stop(end) => {
-                        // The client is gone or silent: nothing more can reach it.
-                        match end {
-                            Some(ReaderEnd::Failed(error)) => tracing::debug!(%error, "read failed"),
-                            Some(other) => tracing::debug!(end = ?other, "reader stopped"),
-                            None => {}
-                        }
-                        return;
-                    }
+                    return;
                 }
+                step @ (Step::AnswerClose(_) | Step::Close(_)) => return Box::pin(self.finish(step)).await,
             }
             let in_flight = self.max_inflight - shared.permits.available();
             if let Some(frame) = closing.ready(in_flight) {
-                return Box::pin(self.close(frame)).await;
+                return Box::pin(self.close(frame.clone())).await;
             }
         }
     }
@@ -192,11 +188,28 @@ impl Writer {
         }
     }
 
+    /// Ends the connection with a close frame: answering the client's ([`Step::AnswerClose`]) or
+    /// the server's own ([`Step::Close`]).
+    async fn finish(&self, step: Step) {
+        match step {
+            Step::AnswerClose(code) => {
+                let mut out = Vec::new();
+                match code {
+                    Some(code) => encode_close(code, "", &mut out),
+                    None => encode(OpCode::Control(Control::Close), &[], &mut out),
+                }
+                self.shared.socket.write_last(&out).await;
+            }
+            Step::Close(frame) => self.close(frame).await,
+            Step::Continue | Step::ArmDeadline | Step::Stop(_) => {}
+        }
+    }
+
     /// Sends the close frame and ends the server's side.
-    async fn close(&self, (code, reason): &CloseFrame) {
+    async fn close(&self, (code, reason): CloseFrame) {
         self.shared.admission.release();
         let mut out = Vec::new();
-        encode_close(*code, reason, &mut out);
+        encode_close(code, &reason, &mut out);
         self.shared.socket.write_last(&out).await;
     }
 
