@@ -12,8 +12,9 @@
 //! - [`prometheus`]: samples in a Prometheus text exposition, scraped until they hold.
 //! - [`names`]: unique topic and group names; free ports.
 //!
-//! CPU and memory of a process are read by the CLI (`raccoon_cli::procfs`), where `load` and
-//! `idle` report them at run time; tests hand it [`TestServer::pid`].
+//! CPU and memory of a process have one reader in the workspace, the CLI's `procfs` module,
+//! run-time code of `load`, `idle` and `ceiling`; tests and the throughput bench hand the CLI
+//! `--server-pid` [`TestServer::pid`] and read its report.
 
 pub mod addresses;
 pub mod binary;
