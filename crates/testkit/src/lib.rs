@@ -7,7 +7,7 @@
 //! - [`server`]: a server process started from a binary path, its log, its addresses, stopping it.
 //! - [`binary`]: where the workspace's built `raccoon` binary is, built first if needed.
 //! - [`kafka`]: the shared broker and private ones, through `scripts/kafka.sh`.
-//! - [`consume`]: reading a topic back and asserting it holds exactly what was sent.
+//! - [`consume`](mod@consume): reading a topic back and asserting it holds exactly what was sent.
 //! - [`http`]: plain HTTP/1.1 requests to the server's ports, and polling one until it answers.
 //! - [`prometheus`]: samples in a Prometheus text exposition, scraped until they hold.
 //! - [`names`]: unique topic and group names; free ports.
