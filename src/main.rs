@@ -1,6 +1,7 @@
 //! The `raccoon` binary: command line, configuration, wiring the crates together, signals, the
 //! logger and the Prometheus exporter's thread. Nothing else.
 
+mod announce;
 mod logging;
 mod prometheus;
 
@@ -32,7 +33,8 @@ const INBOX_CAPACITY: usize = 64 * 1024;
 /// variables with Raccoon's names (SERVER_WEBSOCKET_PORT, EVENT_ACK, PUBLISHER_KAFKA_CLIENT_*,
 /// ...), then these flags; later sources win. `--print-config` shows the result.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None, after_help = "Every key: README.md, section Configuration.")]
+#[command(version, about, long_about = None, after_help = "Once serving, it prints one line on stdout, a JSON object with its pid and bound addresses:\n  {\"raccoon\":\"listening\",\"pid\":123,\"http\":\"127.0.0.1:8080\",\"grpc\":\"127.0.0.1:8081\",\"prometheus\":null}\n(prometheus: null when disabled); --addresses-file writes the same line to a file.\n\nEvery key: README.md, section Configuration."
+)]
 struct Cli {
     /// Accepted for compatibility with `raccoon server`; there is nothing else to run.
     #[arg(value_parser = ["server"], hide = true)]
@@ -73,6 +75,12 @@ struct Cli {
     /// Print the effective configuration, with where each value came from, and exit.
     #[arg(long)]
     print_config: bool,
+
+    /// Once serving, also write the addresses line printed on stdout to FILE (written under a
+    /// temporary name next to it, then renamed): one JSON object, e.g.
+    /// {"raccoon":"listening","pid":123,"http":"127.0.0.1:8080","grpc":"127.0.0.1:8081","prometheus":null}.
+    #[arg(long, value_name = "FILE")]
+    addresses_file: Option<PathBuf>,
 }
 
 fn parse_setting(text: &str) -> Result<(String, String), String> {
@@ -147,10 +155,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) =
         (0..listeners.len()).map(|_| async_channel::bounded(INBOX_CAPACITY)).unzip();
     let metrics = Metrics::start(&config.metrics)?;
+    let mut prometheus_addr = None;
     if let (Some(listener), Some((_, path)), Some(registry)) =
         (prometheus, &config.metrics.prometheus, metrics.registry())
     {
         let addr = listener.local_addr().context("cannot read the Prometheus address")?;
+        prometheus_addr = Some(addr);
         let (path, registry) = (path.clone(), Arc::clone(registry));
         tracing::info!(%addr, "Prometheus metrics on http://{addr}{path}");
         std::thread::Builder::new()
@@ -186,6 +196,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         },
         "raccoon listening on {addr}"
     );
+    announce::announce(addr, grpc_addr, prometheus_addr, cli.addresses_file.as_deref())?;
 
     let signal = signals.forever().next();
     tracing::info!(?signal, "shutting down: closing connections, then draining the publishers");

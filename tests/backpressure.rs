@@ -88,7 +88,7 @@ fn inflight_limit_stops_reading_the_connection() {
     let prefix = unique("bp-inflight");
     // One unanswered batch per connection, and librdkafka holds each for 800 ms: the server reads
     // batch 1 (in flight) and batch 2 (waiting for the permit), and leaves the rest in the kernel.
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("EVENT_ACK", "1"),
@@ -110,7 +110,7 @@ fn full_publisher_queue_stops_reading_the_connection() {
     // and holds them 800 ms; the publisher queue holds one batch. Batch 1 is in librdkafka,
     // batch 2 in the publisher's hands, batch 3 in the queue, batch 4 with the reader, which
     // waits for room and reads nothing more.
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("EVENT_ACK", "0"),
@@ -146,7 +146,7 @@ fn shutdown_while_the_publisher_queue_is_full_loses_nothing_acknowledged() {
     let prefix = unique("bp-shutdown");
     // As above, and a drain timeout far longer than the test allows: the close must not wait for
     // the batch that was read but never queued.
-    let mut server = TestServer::start(
+    let mut server = start_server(
         kafka,
         &[
             ("EVENT_ACK", "0"),

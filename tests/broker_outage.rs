@@ -15,7 +15,7 @@ fn batch_sent_during_outage_is_acked_only_after_the_broker_returns() {
     let broker = PrivateBroker::new("outage", &[]);
     broker.run("start");
     let prefix = unique("outage");
-    let server = TestServer::start(
+    let server = start_server(
         &broker.addr,
         &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
     );

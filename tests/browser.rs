@@ -141,7 +141,7 @@ fn a_web_page_publishes(event_ack: &str) {
     let page_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let pages = page_listener.local_addr().unwrap().port();
     let allowed_origin = format!("http://localhost:{pages}");
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             // Chromium may resolve localhost to ::1 or to 127.0.0.1: both families.

@@ -41,7 +41,7 @@ fn rest(addr: SocketAddr, req: &pb::SendEventRequest) -> (u16, pb::SendEventResp
 fn every_transport_from_both_families(event_ack: &str) {
     let kafka = shared_kafka();
     let prefix = unique(&format!("dual-ack{event_ack}"));
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("SERVER_BIND_ADDRESS", ""),
@@ -95,7 +95,7 @@ fn every_transport_takes_both_families_when_acking_on_delivery() {
 #[test]
 fn a_bind_address_pins_one_family() {
     for (bind, served, refused) in [("0.0.0.0", V4, V6), ("::", V6, V4)] {
-        let server = TestServer::start(
+        let server = start_server(
             shared_kafka(),
             &[("SERVER_BIND_ADDRESS", bind), ("METRIC_PROMETHEUS_ENABLED", "true"), ("METRIC_PROMETHEUS_PORT", "0")],
         );

@@ -24,7 +24,7 @@ fn call<M: prost::Message + Default + 'static>(
 fn publishes_over_every_path(event_ack: &str) {
     let kafka = shared_kafka();
     let prefix = unique(&format!("grpc-ack{event_ack}"));
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("EVENT_ACK", event_ack),
@@ -55,7 +55,7 @@ fn grpc_publishes_when_acking_on_delivery() {
 /// Spec 5.2 case 2 and the error statuses.
 #[test]
 fn grpc_errors_have_raccoons_statuses() {
-    let server = TestServer::start(shared_kafka(), &[("SERVER_GRPC_MAX_MESSAGE_BYTES", "2048")]);
+    let server = start_server(shared_kafka(), &[("SERVER_GRPC_MAX_MESSAGE_BYTES", "2048")]);
     let small = batch("small", "g", &["a"], 1);
 
     let missing = call(&server, CURRENT, small.clone(), &[]).expect_err("no id metadata");
@@ -95,7 +95,7 @@ fn grpc_errors_have_raccoons_statuses() {
 #[test]
 fn grpc_failed_publish_is_a_reply_with_code_3() {
     let server =
-        TestServer::start("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "1500")]);
+        start_server("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "1500")]);
     let reply = call(&server, CURRENT, batch("doomed", "x", &["a"], 2), &[("x-user-id", "1")]).expect("status OK");
     assert_eq!((reply.status(), reply.code()), (pb::Status::Error, pb::Code::InternalError));
     assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("doomed"));

@@ -84,7 +84,7 @@ fn server_with(extra: &[(&str, &str)]) -> TestServer {
         ("LOG_LEVEL", "info,raccoon_shard::websocket=debug"),
     ];
     env.extend_from_slice(extra);
-    TestServer::start(shared_kafka(), &env)
+    start_server(shared_kafka(), &env)
 }
 
 #[test]

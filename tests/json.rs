@@ -71,7 +71,7 @@ fn text_reply(client: &mut Client) -> Value {
 fn json_over_both_transports(event_ack: &str) {
     let kafka = shared_kafka();
     let prefix = unique(&format!("json-ack{event_ack}"));
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[("EVENT_ACK", event_ack), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
     );
@@ -119,7 +119,7 @@ fn json_batches_reach_kafka_when_acking_on_delivery() {
 /// `CODE_BAD_REQUEST` in JSON, and the connection stays open.
 #[test]
 fn bad_json_is_refused_in_json() {
-    let server = TestServer::start(shared_kafka(), &[]);
+    let server = start_server(shared_kafka(), &[]);
     let mut ws = server.connect(&[("X-User-ID", "bad-json")]);
     for bad in ["\"\"", "", "{\"events\": 5}", "{\"events\": [{\"event_bytes\": \"not base64!\"}]}"] {
         ws.send_raw(Message::Text(bad.into()));

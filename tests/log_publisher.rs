@@ -12,7 +12,7 @@ use raccoon_protocol::pb;
 const NO_BROKER: &str = "127.0.0.1:1";
 
 fn start(event_ack: &str) -> TestServer {
-    TestServer::start(NO_BROKER, &[("PUBLISHER_TYPE", "log"), ("EVENT_ACK", event_ack), ("SERVER_SHARDS", "2")])
+    start_server(NO_BROKER, &[("PUBLISHER_TYPE", "log"), ("EVENT_ACK", event_ack), ("SERVER_SHARDS", "2")])
 }
 
 fn request(req_guid: &str, events: Vec<(&str, Vec<u8>)>) -> pb::SendEventRequest {

@@ -27,7 +27,7 @@ fn per_type(batches: &[pb::SendEventRequest]) -> HashMap<String, (u64, u64)> {
 fn prometheus_counts_match_what_was_sent_and_what_kafka_holds() {
     let kafka = shared_kafka();
     let prefix = unique("metrics-prom");
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("EVENT_ACK", "1"),
@@ -151,7 +151,7 @@ fn statsd_packets_carry_raccoon_names_and_clean_tags() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     let address = udp.local_addr().unwrap().to_string();
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("EVENT_ACK", "1"),
@@ -204,7 +204,7 @@ fn statsd_packets_carry_raccoon_names_and_clean_tags() {
 #[test]
 fn readiness_and_liveness_on_the_http_port() {
     let kafka = shared_kafka();
-    let server = TestServer::start(kafka, &[]);
+    let server = start_server(kafka, &[]);
     assert_eq!(server.get("/health/live"), (200, "live".to_owned()));
     assert_eq!(server.wait_for_status("/health/ready", 200, Duration::from_secs(10)), "ready");
     assert_eq!(server.get("/ping"), (200, "pong".to_owned()));
@@ -218,7 +218,7 @@ fn readiness_and_liveness_on_the_http_port() {
 fn pongs_are_answered_and_a_pong_that_cannot_be_written_is_counted() {
     let kafka = shared_kafka();
     let group = "pong-group";
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("METRIC_PROMETHEUS_ENABLED", "true"),
@@ -276,7 +276,7 @@ fn pongs_are_answered_and_a_pong_that_cannot_be_written_is_counted() {
 fn idle_scrapers_delay_no_scrape() {
     use std::io::{Read, Write};
     let server =
-        TestServer::start(shared_kafka(), &[("METRIC_PROMETHEUS_ENABLED", "true"), ("METRIC_PROMETHEUS_PORT", "0")]);
+        start_server(shared_kafka(), &[("METRIC_PROMETHEUS_ENABLED", "true"), ("METRIC_PROMETHEUS_PORT", "0")]);
     let addr = server.prometheus_addr();
     let idle = std::net::TcpStream::connect(addr).unwrap();
     let mut half = std::net::TcpStream::connect(addr).unwrap();

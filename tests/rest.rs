@@ -68,7 +68,7 @@ fn proto_body(req: &pb::SendEventRequest) -> Vec<u8> {
 /// the body's own type), and the detail is in X-Raccoon-Error-Detail.
 #[test]
 fn a_body_without_content_type_is_refused_in_json() {
-    let server = TestServer::start(shared_kafka(), &[]);
+    let server = start_server(shared_kafka(), &[]);
     for body in [&b""[..], &[0x01][..], b"{}"] {
         for content_type in [None, Some("text/plain"), Some("application/jsonx")] {
             let answer = post_reading(&server, content_type, &[], body, "x-raccoon-error-detail");
@@ -93,7 +93,7 @@ fn a_body_without_content_type_is_refused_in_json() {
 fn proto_batches_are_published(event_ack: &str) {
     let kafka = shared_kafka();
     let prefix = unique(&format!("rest-ack{event_ack}"));
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[("EVENT_ACK", event_ack), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
     );
@@ -146,7 +146,7 @@ fn proto_batches_are_published_when_acking_on_delivery() {
 #[test]
 fn a_failed_publish_is_a_500_with_the_reason() {
     let server =
-        TestServer::start("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "1500")]);
+        start_server("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "1500")]);
     let req = batch("doomed", "x", &["a"], 2);
     let started = Instant::now();
     let answer = post(&server, Some("application/proto"), &[], &proto_body(&req));
@@ -161,7 +161,7 @@ fn a_failed_publish_is_a_500_with_the_reason() {
 /// Limits: a body over SERVER_HTTP_MAX_BODY_BYTES is 413 (by Content-Length and by chunks).
 #[test]
 fn oversized_bodies_are_413() {
-    let server = TestServer::start(shared_kafka(), &[("SERVER_HTTP_MAX_BODY_BYTES", "2048")]);
+    let server = start_server(shared_kafka(), &[("SERVER_HTTP_MAX_BODY_BYTES", "2048")]);
     let answer = post(&server, Some("application/proto"), &[], &vec![0u8; 4096]);
     assert_eq!(answer.status, 413);
     let reply = proto(&answer);
@@ -183,7 +183,7 @@ fn oversized_bodies_are_413() {
 /// The HTTP port's other answers, keep-alive and pipelining, and hyper's own limits.
 #[test]
 fn http_port_routes_pipelines_and_limits_heads() {
-    let server = TestServer::start(shared_kafka(), &[("SERVER_HTTP_MAX_HEADER_BYTES", "4096")]);
+    let server = start_server(shared_kafka(), &[("SERVER_HTTP_MAX_HEADER_BYTES", "4096")]);
     assert_eq!(server.get("/ping"), (200, "pong".to_owned()));
     assert_eq!(server.get("/nope").0, 404);
     let put = server.http("PUT /api/v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -229,7 +229,7 @@ fn http_port_routes_pipelines_and_limits_heads() {
 /// idle one no longer than SERVER_HTTP_IDLE_TIMEOUT_MS, and neither slows anyone else.
 #[test]
 fn half_sent_and_idle_connections_are_closed_in_time() {
-    let server = TestServer::start(
+    let server = start_server(
         shared_kafka(),
         &[("SERVER_HTTP_HEADER_TIMEOUT_MS", "700"), ("SERVER_HTTP_IDLE_TIMEOUT_MS", "1500")],
     );
@@ -260,7 +260,7 @@ fn half_sent_and_idle_connections_are_closed_in_time() {
 /// SERVER_CORS_ENABLED no CORS header is sent.
 #[test]
 fn cors_headers_and_preflights() {
-    let server = TestServer::start(
+    let server = start_server(
         shared_kafka(),
         &[
             ("SERVER_CORS_ENABLED", "true"),
@@ -303,7 +303,7 @@ fn cors_headers_and_preflights() {
     assert!(upgrade.to_ascii_lowercase().contains("access-control-allow-origin: http://localhost:3000"), "{upgrade}");
     ws.close();
 
-    let plain = TestServer::start(shared_kafka(), &[]);
+    let plain = start_server(shared_kafka(), &[]);
     let answer = post(&plain, Some("application/proto"), &[("Origin", "http://localhost:3000")], &body);
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header, None, "CORS is off by default");
@@ -313,7 +313,7 @@ fn cors_headers_and_preflights() {
 /// "deserialization failure", the detail in X-Raccoon-Error-Detail.
 #[test]
 fn a_body_cut_off_is_a_500() {
-    let server = TestServer::start(shared_kafka(), &[]);
+    let server = start_server(shared_kafka(), &[]);
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream
@@ -337,7 +337,7 @@ fn a_body_cut_off_is_a_500() {
 /// origins SERVER_WEBSOCKET_ALLOWED_ORIGINS lists.
 #[test]
 fn header_count_and_websocket_origin() {
-    let server = TestServer::start(shared_kafka(), &[("SERVER_HTTP_MAX_HEADERS", "8")]);
+    let server = start_server(shared_kafka(), &[("SERVER_HTTP_MAX_HEADERS", "8")]);
     let many: String = (0..12).map(|i| format!("X-H{i}: v\r\n")).collect();
     let response = server.http(&format!("GET /ping HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n"));
     assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
@@ -359,12 +359,12 @@ fn header_count_and_websocket_origin() {
     assert!(foreign.starts_with("HTTP/1.1 403 "), "{foreign}");
     let own = upgrade(&server, &format!("http://{}", server.addr));
     assert!(own.starts_with("HTTP/1.1 101 "), "{own}");
-    let open = TestServer::start(shared_kafka(), &[("SERVER_WEBSOCKET_CHECK_ORIGIN", "false")]);
+    let open = start_server(shared_kafka(), &[("SERVER_WEBSOCKET_CHECK_ORIGIN", "false")]);
     let foreign = upgrade(&open, "http://evil.test");
     assert!(foreign.starts_with("HTTP/1.1 101 "), "{foreign}");
 
     // A list of its own, with a wildcard; the whole origin counts.
-    let listed = TestServer::start(
+    let listed = start_server(
         shared_kafka(),
         &[("SERVER_WEBSOCKET_ALLOWED_ORIGINS", "https://*.shop.test, http://localhost:3000")],
     );
@@ -388,7 +388,7 @@ fn header_count_and_websocket_origin() {
 /// open and idle: they are closed, not waited for until their idle deadline.
 #[test]
 fn shutdown_closes_idle_http_and_grpc_connections() {
-    let mut server = TestServer::start(shared_kafka(), &[("SERVER_HTTP_IDLE_TIMEOUT_MS", "60000")]);
+    let mut server = start_server(shared_kafka(), &[("SERVER_HTTP_IDLE_TIMEOUT_MS", "60000")]);
     let mut http = TcpStream::connect(server.addr).unwrap();
     http.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     http.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

@@ -19,7 +19,7 @@ const PROMPT: Duration = Duration::from_secs(3);
 fn a_websocket_client_that_never_reads_stalls_nobody() {
     let kafka = shared_kafka();
     let prefix = unique("slow-ws");
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("SERVER_SHARDS", "1"),
@@ -54,7 +54,7 @@ fn a_websocket_client_that_never_reads_stalls_nobody() {
 /// An HTTP client that pipelines requests and never reads the responses.
 #[test]
 fn a_rest_client_that_never_reads_stalls_nobody() {
-    let server = TestServer::start(shared_kafka(), &[("SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS", "1000")]);
+    let server = start_server(shared_kafka(), &[("SERVER_WEBSOCKET_WRITE_WAIT_INTERVAL_MS", "1000")]);
     let body = batch("pipelined", "slow-rest", &["a"], 1).encode_to_vec();
     let mut request = format!(
         "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/proto\r\nContent-Length: {}\r\n\r\n",
@@ -111,7 +111,7 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 /// Connections to the gRPC port that send nothing, or half an HTTP/2 preface.
 #[test]
 fn silent_grpc_connections_stall_nobody_and_are_closed() {
-    let server = TestServer::start(shared_kafka(), &[("SERVER_HTTP_IDLE_TIMEOUT_MS", "1000")]);
+    let server = start_server(shared_kafka(), &[("SERVER_HTTP_IDLE_TIMEOUT_MS", "1000")]);
     let mut silent = TcpStream::connect(server.grpc_addr).unwrap();
     let mut half = TcpStream::connect(server.grpc_addr).unwrap();
     half.write_all(b"PRI * HTTP/2.0\r\n").unwrap();

@@ -22,7 +22,7 @@ fn a_missing_topic_fails_the_batch_on_every_transport() {
     let broker = PrivateBroker::new("no-auto-create", &[("KAFKA_AUTO_CREATE_TOPICS", "false")]);
     broker.run("start");
     let prefix = unique("missing");
-    let server = TestServer::start(
+    let server = start_server(
         &broker.addr,
         &[
             ("EVENT_ACK", "1"),

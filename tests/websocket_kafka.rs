@@ -19,7 +19,7 @@ fn deliver_and_read_back(event_ack: &str) {
     let kafka = shared_kafka();
     let prefix = unique(&format!("e2e-ack{event_ack}"));
     let pattern = format!("{prefix}-%s-log");
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("SERVER_SHARDS", "2"),
@@ -98,7 +98,7 @@ fn assert_dedup_counts(server: &TestServer, duplicates: f64, read: f64) {
 fn duplicates_are_answered_and_published_once(event_ack: &str) {
     let kafka = shared_kafka();
     let prefix = unique(&format!("dedup-ack{event_ack}"));
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("EVENT_ACK", event_ack),
@@ -147,7 +147,7 @@ fn duplicates_are_dropped_when_acking_on_delivery() {
 fn a_copy_of_a_batch_in_flight_gets_its_failure_and_a_later_retry_is_published() {
     // No broker: every batch fails after the 2 s message timeout, so the copy certainly arrives
     // while the original is in flight. It must not be answered with success.
-    let server = TestServer::start(
+    let server = start_server(
         "127.0.0.1:1",
         &[
             ("EVENT_ACK", "1"),
@@ -184,7 +184,7 @@ fn a_copy_of_a_batch_in_flight_gets_its_failure_and_a_later_retry_is_published()
 fn static_pattern_routes_every_type_to_one_topic() {
     let kafka = shared_kafka();
     let topic = unique("static");
-    let server = TestServer::start(kafka, &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &topic)]);
+    let server = start_server(kafka, &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &topic)]);
     let mut client = server.connect(&[]);
     let req = batch("s-1", &topic, &["a", "b", "c"], 6);
     client.send_batch(&req);
@@ -200,7 +200,7 @@ fn static_pattern_routes_every_type_to_one_topic() {
 fn malformed_frame_gets_bad_request_and_connection_stays_open() {
     let kafka = shared_kafka();
     let prefix = unique("malformed");
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
     );
@@ -245,7 +245,7 @@ fn malformed_frame_gets_bad_request_and_connection_stays_open() {
 #[test]
 fn empty_batch_is_acknowledged_without_kafka() {
     // Point at a port where no broker listens: an empty batch needs no Kafka at all.
-    let server = TestServer::start("127.0.0.1:1", &[("EVENT_ACK", "1")]);
+    let server = start_server("127.0.0.1:1", &[("EVENT_ACK", "1")]);
     let mut client = server.connect(&[]);
     client.send_batch(&pb::SendEventRequest { req_guid: "empty".into(), ..Default::default() });
     assert_success(&client.reply(), "empty");
@@ -255,7 +255,7 @@ fn empty_batch_is_acknowledged_without_kafka() {
 fn oversized_frame_is_closed_with_1009_after_in_flight_replies() {
     let kafka = shared_kafka();
     let prefix = unique("oversize");
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[
             ("EVENT_ACK", "1"),
@@ -285,7 +285,7 @@ fn publish_failure_is_reported_with_reason_when_acking_on_delivery() {
     // No broker on this port: with a short message timeout librdkafka gives up, and the batch
     // must come back as an error that says why, never as a success.
     let server =
-        TestServer::start("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "2000")]);
+        start_server("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "2000")]);
     let mut client = server.connect(&[]);
     client.send_batch(&batch("doomed", "nobroker", &["a"], 3));
     let started = Instant::now();
@@ -300,7 +300,7 @@ fn publish_failure_is_reported_with_reason_when_acking_on_delivery() {
 
 #[test]
 fn connection_limit_answers_code_4_then_closes_1008() {
-    let server = TestServer::start(shared_kafka(), &[("SERVER_SHARDS", "1"), ("SERVER_WEBSOCKET_MAX_CONN", "2")]);
+    let server = start_server(shared_kafka(), &[("SERVER_SHARDS", "1"), ("SERVER_WEBSOCKET_MAX_CONN", "2")]);
     let _a = server.connect(&[("X-User-ID", "a")]);
     let _b = server.connect(&[("X-User-ID", "b")]);
     let mut c = server.connect(&[("X-User-ID", "c")]);
@@ -333,7 +333,7 @@ fn connection_limit_answers_code_4_then_closes_1008() {
 
 #[test]
 fn server_pings_and_drops_silent_clients() {
-    let server = TestServer::start(
+    let server = start_server(
         shared_kafka(),
         &[("SERVER_WEBSOCKET_PING_INTERVAL_MS", "200"), ("SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS", "1000")],
     );
@@ -372,7 +372,7 @@ fn server_pings_and_drops_silent_clients() {
 
 #[test]
 fn http_port_answers_ping_and_errors() {
-    let server = TestServer::start(shared_kafka(), &[]);
+    let server = start_server(shared_kafka(), &[]);
     let pong = server.http("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(pong.starts_with("HTTP/1.1 200 OK\r\n"), "{pong}");
     assert!(pong.ends_with("\r\n\r\npong"), "{pong}");
@@ -394,7 +394,7 @@ fn http_port_answers_ping_and_errors() {
 fn shutdown_answers_in_flight_batches_then_closes_1001() {
     let kafka = shared_kafka();
     let prefix = unique("shutdown");
-    let mut server = TestServer::start(
+    let mut server = start_server(
         kafka,
         &[
             ("EVENT_ACK", "1"),
@@ -464,7 +464,7 @@ fn bad_configuration_fails_at_startup_naming_the_key() {
 /// Spec 5.3: a client's ping is answered with a pong carrying the same payload.
 #[test]
 fn client_pings_get_pongs_with_their_payload() {
-    let server = TestServer::start(shared_kafka(), &[]);
+    let server = start_server(shared_kafka(), &[]);
     let mut client = server.connect(&[("X-User-ID", "pinger")]);
     for payload in [&b"hello"[..], b"", &[0u8, 255, 7]] {
         client.send_raw(Message::Ping(Bytes::copy_from_slice(payload)));
@@ -490,7 +490,7 @@ fn client_pings_get_pongs_with_their_payload() {
 fn an_empty_type_routes_to_the_pattern_without_it() {
     let kafka = shared_kafka();
     let prefix = unique("empty-type");
-    let server = TestServer::start(
+    let server = start_server(
         kafka,
         &[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))],
     );
@@ -509,7 +509,7 @@ fn handshakes_whole_split_or_with_a_batch_behind_them_all_deliver() {
     let kafka = shared_kafka();
     let prefix = unique("handshake");
     let pattern = format!("{prefix}-%s-log");
-    let server = TestServer::start(kafka, &[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern)]);
+    let server = start_server(kafka, &[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern)]);
     let accept = tungstenite::handshake::derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
     let header = |head: &str, name: &str| {
         head.lines().find_map(|line| {

@@ -9,9 +9,13 @@ package raccoon_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -56,11 +60,23 @@ type realServer struct {
 
 var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
 
+// addressesLine is what the server writes to --addresses-file once it serves (README.md,
+// "Endpoints"): its pid and the addresses it bound, prometheus null when off.
+type addressesLine struct {
+	Raccoon    string  `json:"raccoon"`
+	PID        int     `json:"pid"`
+	HTTP       string  `json:"http"`
+	GRPC       string  `json:"grpc"`
+	Prometheus *string `json:"prometheus"`
+}
+
 // startServer runs the binary on 127.0.0.1 with the given extra environment and waits
-// (at most 30 s) for both addresses in its log.
+// (at most 30 s) for its addresses file, written under a temporary name and renamed into
+// place, so a file that exists holds the whole line.
 func startServer(t *testing.T, env ...string) *realServer {
 	t.Helper()
-	cmd := exec.Command(raccoonBin(t))
+	file := filepath.Join(t.TempDir(), "addresses.json")
+	cmd := exec.Command(raccoonBin(t), "--addresses-file", file)
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"SERVER_BIND_ADDRESS=127.0.0.1",
@@ -78,39 +94,46 @@ func startServer(t *testing.T, env ...string) *realServer {
 		t.Fatal(err)
 	}
 	s := &realServer{cmd: cmd, exited: make(chan struct{})}
-	addrs := make(chan [2]string, 1)
+	logDone := make(chan struct{})
 	go func() {
-		var httpAddr, grpcAddr string
-		sent := false
+		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			line := ansi.ReplaceAllString(sc.Text(), "")
 			s.mu.Lock()
-			s.log = append(s.log, line)
+			s.log = append(s.log, ansi.ReplaceAllString(sc.Text(), ""))
 			s.mu.Unlock()
-			if _, rest, ok := strings.Cut(line, "gRPC on "); ok && grpcAddr == "" {
-				grpcAddr = strings.Fields(rest)[0]
-			}
-			if _, rest, ok := strings.Cut(line, "raccoon listening on "); ok && httpAddr == "" {
-				httpAddr = strings.Fields(rest)[0]
-			}
-			if httpAddr != "" && grpcAddr != "" && !sent {
-				addrs <- [2]string{httpAddr, grpcAddr}
-				sent = true
-			}
 		}
 	}()
-	go func() { _ = cmd.Wait(); close(s.exited) }()
+	// os/exec: Wait must not run before the reads from StderrPipe are done; stderr ends when
+	// the process does, so the log is whole once exited is closed.
+	go func() { <-logDone; _ = cmd.Wait(); close(s.exited) }()
 	t.Cleanup(func() { s.Stop(t) })
-	select {
-	case a := <-addrs:
-		s.HTTPAddr, s.GRPCAddr = a[0], a[1]
-	case <-s.exited:
-		t.Fatalf("server exited at startup:\n%s", s.Log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not start within 30s:\n%s", s.Log())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		text, err := os.ReadFile(file)
+		if err == nil {
+			var a addressesLine
+			if err := json.Unmarshal(text, &a); err != nil || a.Raccoon != "listening" || a.HTTP == "" || a.GRPC == "" {
+				t.Fatalf("%s is not the addresses line (%v): %q", file, err, text)
+			}
+			if a.PID != cmd.Process.Pid {
+				t.Fatalf("%s names pid %d, the server is %d", file, a.PID, cmd.Process.Pid)
+			}
+			s.HTTPAddr, s.GRPCAddr = a.HTTP, a.GRPC
+			return s
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("server exited at startup:\n%s", s.Log())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no addresses file within 30s:\n%s", s.Log())
+		}
 	}
-	return s
 }
 
 func (s *realServer) Log() string {

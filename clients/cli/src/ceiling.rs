@@ -30,7 +30,7 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(30);
 
 /// `ceiling`'s options.
 #[derive(Args, Debug)]
-pub(crate) struct CeilingArgs {
+pub struct CeilingArgs {
     /// The broker(s), `bootstrap.servers`.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092")]
     brokers: String,
@@ -111,11 +111,45 @@ impl CeilingArgs {
     }
 }
 
-/// Runs `ceiling`; bounded by warm-up + duration + the final flush.
-pub(crate) fn run(args: CeilingArgs) -> ExitCode {
+/// What a run found: the report as text (stdout) and as JSON (`--json`), and whether it passed.
+struct Outcome {
+    text: String,
+    report: serde_json::Value,
+    ok: bool,
+}
+
+/// Runs `ceiling`; bounded by warm-up + duration + the final flush. The report goes to stdout
+/// and, with `--json`, to a file; the exit status as `raccoon-cli ceiling --help` describes it.
+pub fn run(args: CeilingArgs) -> ExitCode {
+    let json = args.json.clone();
+    let outcome = match outcome(args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    print!("{}", outcome.text);
+    if let Some(path) = &json {
+        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&outcome.report).unwrap_or_default() + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(3);
+        }
+    }
+    if outcome.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Runs `ceiling` as [`run`] does (progress on stderr) and returns the report `--json` would
+/// write, printing nothing on stdout; `Err` is the exit status of a usage error (2).
+pub fn measure(args: CeilingArgs) -> Result<serde_json::Value, ExitCode> {
+    outcome(args).map(|o| o.report)
+}
+
+fn outcome(args: CeilingArgs) -> Result<Outcome, ExitCode> {
     let usage = |why: String| {
         eprintln!("error: {why}");
-        ExitCode::from(2)
+        Err(ExitCode::from(2))
     };
     if let Err(why) = args.workload.check() {
         return usage(why);
@@ -139,7 +173,7 @@ pub(crate) fn run(args: CeilingArgs) -> ExitCode {
         Ok(p) => Arc::new(p),
         Err(e) => {
             eprintln!("error: cannot create the producer: {e}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -192,14 +226,14 @@ pub(crate) fn run(args: CeilingArgs) -> ExitCode {
     let failed = counting.failed.load(Relaxed);
     let first_error = counting.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let rate = delivered as f64 / elapsed.max(1e-9);
-    println!(
-        "ceiling: {rate:.0} events/s delivered ({delivered} in {elapsed:.1} s), failed {failed}{}",
+    let mut text = format!(
+        "ceiling: {rate:.0} events/s delivered ({delivered} in {elapsed:.1} s), failed {failed}{}\n",
         first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
     );
-    println!("batch delivery latency ({} batches): {}", latency.count(), latency.line());
+    text += &format!("batch delivery latency ({} batches): {}\n", latency.count(), latency.line());
     if let Some(u) = &own {
         let per = if delivered > 0 { u.cpu_seconds * 1e6 / delivered as f64 } else { 0.0 };
-        println!("producer process: CPU {:.1}% of a core, {per:.2} µs CPU per event", u.cpu_percent);
+        text += &format!("producer process: CPU {:.1}% of a core, {per:.2} µs CPU per event\n", u.cpu_percent);
     }
     if !flushed {
         eprintln!("warning: the final flush did not finish within {FLUSH_LIMIT:?}");
@@ -220,17 +254,7 @@ pub(crate) fn run(args: CeilingArgs) -> ExitCode {
         "client": own.map(|u| u.json(delivered)),
         "flushed": flushed,
     });
-    if let Some(path) = &args.json {
-        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&report).unwrap_or_default() + "\n") {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(3);
-        }
-    }
-    if failed == 0 && delivered > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    Ok(Outcome { text, report, ok: failed == 0 && delivered > 0 })
 }
 
 /// The sender thread: batch after batch until `stop`, as the server's publisher hands events

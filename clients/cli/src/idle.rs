@@ -30,7 +30,7 @@ const BURST_EVENT_BYTES: usize = 100;
 
 /// `idle`'s options.
 #[derive(Args, Debug)]
-pub(crate) struct IdleArgs {
+pub struct IdleArgs {
     /// The server, `host:port` or a URL (default 127.0.0.1:8080).
     #[arg(long, short = 'a')]
     addr: Option<String>,
@@ -94,7 +94,7 @@ impl IdleArgs {
 }
 
 /// Runs `idle` on a current-thread runtime (idle connections need little CPU).
-pub(crate) fn run(args: IdleArgs) -> ExitCode {
+pub fn run(args: IdleArgs) -> ExitCode {
     if let Err(why) = args.check() {
         eprintln!("error: {why}");
         return ExitCode::from(2);

@@ -1,23 +1,10 @@
-//! `raccoon-cli`: a command-line client of the Raccoon server, on the `raccoon-client` library.
-//!
-//! Subcommands, one module each: `send` (one batch, print the reply), `load` (many connections
-//! for a bounded time, a latency and throughput report), `idle` (hold many WebSockets, RSS per
-//! connection), `ceiling` (a bare rdkafka producer with the server's settings: the baseline).
-//! Shared by them: `workload.rs` (the events), `latency.rs` (HDR histograms), `procfs.rs` (CPU
-//! and RSS of a process), `limits.rs` (the open-file limit). This file parses the command line.
-
-mod ceiling;
-mod idle;
-mod latency;
-mod limits;
-mod load;
-mod procfs;
-mod send;
-mod workload;
+//! `raccoon-cli`: the command line. Each subcommand is a module of the library (`lib.rs`),
+//! which the throughput bench calls too.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use raccoon_cli::{ceiling, idle, load, send};
 
 /// Command-line client for the Raccoon clickstream server.
 #[derive(Parser, Debug)]

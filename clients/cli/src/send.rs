@@ -31,7 +31,7 @@ pub(crate) enum WireEncoding {
 
 /// `send`'s options.
 #[derive(Args, Debug)]
-pub(crate) struct SendArgs {
+pub struct SendArgs {
     /// The events' type (the server routes it to a topic, e.g. `clickstream-page-log`).
     #[arg(long = "type", short = 't', default_value = "page")]
     event_type: String,
@@ -166,7 +166,9 @@ macro_rules! configure {
     }};
 }
 
-pub(crate) async fn run(args: SendArgs) -> ExitCode {
+/// Runs `send`: one batch, the reply printed; the exit status as `raccoon-cli send --help`
+/// describes it.
+pub async fn run(args: SendArgs) -> ExitCode {
     let usage = |why: String| {
         eprintln!("error: {why}");
         ExitCode::from(2)

@@ -12,7 +12,7 @@ use run::{cli, cli_json, num};
 #[test]
 fn idle_connections_stay_alive_and_rss_per_connection_is_reported() {
     // Server pings every 500 ms: the client must answer them to stay alive over the 3 s hold.
-    let server = TestServer::start(&[
+    let server = start_server(&[
         ("SERVER_WEBSOCKET_PING_INTERVAL_MS", "500"),
         ("SERVER_WEBSOCKET_PONG_WAIT_INTERVAL_MS", "1500"),
     ]);
@@ -55,7 +55,7 @@ fn idle_connections_stay_alive_and_rss_per_connection_is_reported() {
 fn a_burst_before_the_hold_is_answered_and_lands_in_kafka() {
     let prefix = unique("idle-burst");
     let pattern = format!("{prefix}-%s");
-    let server = TestServer::start(&[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern)]);
+    let server = start_server(&[("EVENT_ACK", "1"), ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern)]);
     let (pid, http) = (server.pid().to_string(), server.addr.to_string());
     let args = ["idle", "-a", &http, "-c", "10", "--burst", "4", "--hold", "1", "--server-pid", &pid];
     let (out, report) = cli_json(&args, Duration::from_secs(60));

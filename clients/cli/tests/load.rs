@@ -32,8 +32,7 @@ fn assert_sane(report: &serde_json::Value, what: &str, stderr: &str) {
 #[test]
 fn load_over_every_transport_reports_acks_and_ordered_latencies() {
     let prefix = unique("cli-load");
-    let server =
-        TestServer::start(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s")), ("EVENT_ACK", "1")]);
+    let server = start_server(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s")), ("EVENT_ACK", "1")]);
     let pid = server.pid().to_string();
     let (http, grpc) = (server.addr.to_string(), server.grpc_addr.to_string());
     let cases = [
@@ -88,7 +87,7 @@ fn load_over_every_transport_reports_acks_and_ordered_latencies() {
 
 #[test]
 fn open_loop_holds_the_rate_and_refusals_are_counted_by_code() {
-    let server = TestServer::start(&[("EVENT_ACK", "1")]);
+    let server = start_server(&[("EVENT_ACK", "1")]);
     let (pid, http) = (server.pid().to_string(), server.addr.to_string());
     // 2,000 events/s in batches of 10 over 4 connections: 50 batches/s each.
     let args = [

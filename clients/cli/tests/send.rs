@@ -31,7 +31,7 @@ fn json_of(out: &Output) -> serde_json::Value {
 #[test]
 fn send_over_every_transport_lands_in_kafka() {
     let prefix = unique("cli");
-    let server = TestServer::start(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))]);
+    let server = start_server(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log"))]);
     let (http, grpc) = (server.addr.to_string(), server.grpc_addr.to_string());
     let cases = [
         ("ws", "proto", &http),
@@ -90,7 +90,7 @@ fn send_over_every_transport_lands_in_kafka() {
 
 #[test]
 fn error_replies_and_transport_failures_exit_non_zero() {
-    let server = TestServer::start(&[]);
+    let server = start_server(&[]);
     let http = server.addr.to_string();
     let out = cli(&["send", "-a", &http, "-t", "no spaces!", "-d", "x", "--json", "--timeout", "10"], None);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));

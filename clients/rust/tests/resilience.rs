@@ -22,7 +22,7 @@ fn start_later(delay: Duration, env: Vec<(String, String)>) -> std::thread::Join
     std::thread::spawn(move || {
         std::thread::sleep(delay);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        TestServer::start(&env)
+        start_server(&env)
     })
 }
 
@@ -105,7 +105,7 @@ async fn websocket_reconnects_after_the_server_restarts() {
 /// dropped and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unread_ack_stream_never_stalls_the_connection() {
-    let server = TestServer::start(&[]);
+    let server = start_server(&[]);
     let ws = WsClient::builder(&server.ws_url()).connect().await.unwrap();
     let mut acks = ws.subscribe(4);
     for i in 0..40 {
@@ -137,7 +137,7 @@ async fn refusals_with_codes_4_and_5_are_errors() {
         (vec![("SERVER_WEBSOCKET_MAX_CONN", "1")], Code::MaxConnectionLimitReached),
         (vec![], Code::MaxUserLimitReached),
     ] {
-        let server = TestServer::start(&env);
+        let server = start_server(&env);
         let first = WsClient::builder(&server.ws_url()).user_id("same-user").connect().await.unwrap();
         first.send_and_wait(Event::new("refusal", "first")).await.unwrap();
         let second = WsClient::builder(&server.ws_url()).user_id("same-user").connect().await.unwrap();

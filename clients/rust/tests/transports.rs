@@ -20,7 +20,7 @@ fn batch(tag: &str, event_type: &str) -> (Batch, Vec<Vec<u8>>) {
 async fn every_transport_and_encoding_lands_in_kafka() {
     let prefix = unique("client");
     let pattern = format!("{prefix}-%s-log");
-    let server = TestServer::start(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern), ("EVENT_ACK", "1")]);
+    let server = start_server(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern), ("EVENT_ACK", "1")]);
     let app = App { id: "app-1".into(), name: "client-tests".into(), version: "1.0".into() };
     let mut expected = Vec::new();
     for (name, encoding) in [("proto", Encoding::Protobuf), ("json", Encoding::Json)] {
@@ -72,7 +72,7 @@ async fn every_transport_and_encoding_lands_in_kafka() {
 
 #[tokio::test]
 async fn error_replies_are_errors_and_not_retried() {
-    let server = TestServer::start(&[]);
+    let server = start_server(&[]);
     let bad = || Batch::new([Event::new("not a topic!", "x")]);
     let rest = RestClient::builder(&server.http_url()).encoding(Encoding::Json).build().unwrap();
     let err = rest.send(bad()).await.unwrap_err();

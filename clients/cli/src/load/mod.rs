@@ -40,7 +40,7 @@ const SERVER_MAX_IN_FLIGHT: usize = 128;
 
 /// `load`'s options.
 #[derive(Args, Debug)]
-pub(crate) struct LoadArgs {
+pub struct LoadArgs {
     /// The server, `host:port` or a URL (default 127.0.0.1:8080, or 127.0.0.1:8081 for gRPC).
     #[arg(long, short = 'a')]
     addr: Option<String>,
@@ -149,13 +149,42 @@ impl LoadArgs {
     }
 }
 
-/// Runs `load` on its own runtime (`--threads` workers).
-pub(crate) fn run(args: LoadArgs) -> ExitCode {
+/// Runs `load` on its own runtime (`--threads` workers): the report on stdout and, with
+/// `--json`, in a file; the exit status as `raccoon-cli load --help` describes it.
+pub fn run(args: LoadArgs) -> ExitCode {
+    let json = args.json.clone();
+    let report = match report(args) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    print!("{}", report.text());
+    if let Some(path) = &json {
+        let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(3);
+        }
+    }
+    if report.total.errors > 0 || report.total.acked_events == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs `load` as [`run`] does (progress on stderr) and returns the report `--json` would
+/// write, printing nothing on stdout; `Err` is the exit status of a usage error (2) or of a
+/// runtime that did not start (3).
+pub fn measure(args: LoadArgs) -> Result<serde_json::Value, ExitCode> {
+    report(args).map(|r| r.json())
+}
+
+fn report(args: LoadArgs) -> Result<Report, ExitCode> {
     let pace = match args.check() {
         Ok(p) => p,
         Err(why) => {
             eprintln!("error: {why}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     if args.transport == Transport::Ws {
@@ -167,13 +196,13 @@ pub(crate) fn run(args: LoadArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(3);
+            return Err(ExitCode::from(3));
         }
     };
-    runtime.block_on(drive(args, pace))
+    Ok(runtime.block_on(drive(args, pace)))
 }
 
-async fn drive(args: LoadArgs, pace: Pace) -> ExitCode {
+async fn drive(args: LoadArgs, pace: Pace) -> Report {
     let url = server_url(args.transport, args.addr.as_deref());
     let plan = Arc::new(Plan {
         url: url.clone(),
@@ -269,7 +298,7 @@ async fn drive(args: LoadArgs, pace: Pace) -> ExitCode {
     progress_stop.store(true, Relaxed);
     let _ = progress.await;
 
-    let report = Report {
+    Report {
         transport: args.transport,
         encoding: args.encoding,
         url,
@@ -287,19 +316,6 @@ async fn drive(args: LoadArgs, pace: Pace) -> ExitCode {
         server: server_before.zip(server_after).map(|(b, a)| procfs::Usage::between(&b, &a)),
         server_idle_rss: server_idle.map(|s| s.rss_bytes),
         own: own_before.zip(own_after).map(|(b, a)| procfs::Usage::between(&b, &a)),
-    };
-    print!("{}", report.text());
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, text + "\n") {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(3);
-        }
-    }
-    if report.total.errors > 0 || report.total.acked_events == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
     }
 }
 

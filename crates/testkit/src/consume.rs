@@ -1,0 +1,60 @@
+//! Reading back what the server published: every record of a topic from its beginning, and the
+//! assertion every end-to-end test makes, that a topic holds exactly what was sent.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::names::unique;
+
+/// How long [`assert_topic_holds`] waits for the records it expects.
+pub const CONSUME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Reads every record of partition 0 of `topic` from the beginning until `want` records were
+/// seen or `limit` passed, then half a second more to catch duplicates. Test topics are
+/// auto-created with one partition.
+pub fn consume(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<Vec<u8>> {
+    consume_records(kafka, topic, want, limit).into_iter().map(|(payload, _)| payload).collect()
+}
+
+/// [`consume`], with each record's timestamp (milliseconds since the epoch).
+pub fn consume_records(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<(Vec<u8>, Option<i64>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", unique("raccoon-test"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create a consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("partition 0 from the beginning");
+    consumer.assign(&tpl).expect("assign the partition");
+    let poll = |out: &mut Vec<(Vec<u8>, Option<i64>)>, wait: Duration| {
+        // Errors (e.g. the topic is not there yet) are retried until the deadline.
+        if let Some(Ok(m)) = consumer.poll(wait) {
+            out.push((m.payload().unwrap_or_default().to_vec(), m.timestamp().to_millis()));
+        }
+    };
+    let mut out = Vec::new();
+    let deadline = Instant::now() + limit;
+    while out.len() < want && Instant::now() < deadline {
+        poll(&mut out, Duration::from_millis(200));
+    }
+    // Anything beyond `want` would be a duplicate: give it a moment to show up.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        poll(&mut out, Duration::from_millis(100));
+    }
+    out
+}
+
+/// Consumes `topic` and checks it holds exactly `want`, in any order: no loss, no duplicates.
+pub fn assert_topic_holds(kafka: &str, topic: &str, want: &[Vec<u8>]) {
+    let mut got = consume(kafka, topic, want.len(), CONSUME_LIMIT);
+    let mut want = want.to_vec();
+    got.sort();
+    want.sort();
+    assert_eq!(got.len(), want.len(), "topic {topic}: got {} records, want {}", got.len(), want.len());
+    assert_eq!(got, want, "topic {topic}: payloads differ");
+}

@@ -1,0 +1,35 @@
+//! The test kit of the Raccoon workspace: what the server's integration tests, the Rust client's
+//! and the CLI's tests and the throughput bench share. Real parts only: the built `raccoon`
+//! binary, the repository's Kafka broker (`scripts/kafka.sh`) and consumers reading back from
+//! it. Everything targets 127.0.0.1 and every wait is bounded.
+//!
+//! - [`addresses`]: the server's addresses line (its one machine-readable output), parsed.
+//! - [`server`]: a server process started from a binary path, its log, its addresses, stopping it.
+//! - [`binary`]: where the workspace's built `raccoon` binary is, built first if needed.
+//! - [`kafka`]: the shared broker and private ones, through `scripts/kafka.sh`.
+//! - [`consume`](mod@consume): reading a topic back and asserting it holds exactly what was sent.
+//! - [`http`]: plain HTTP/1.1 requests to the server's ports, and polling one until it answers.
+//! - [`prometheus`]: samples in a Prometheus text exposition, scraped until they hold.
+//! - [`names`]: unique topic and group names; free ports.
+//!
+//! CPU and memory of a process have one reader in the workspace, the CLI's `procfs` module,
+//! run-time code of `load`, `idle` and `ceiling`; tests and the throughput bench hand the CLI
+//! `--server-pid` [`TestServer::pid`] and read its report.
+
+pub mod addresses;
+pub mod binary;
+pub mod consume;
+pub mod http;
+pub mod kafka;
+pub mod names;
+pub mod prometheus;
+pub mod server;
+
+pub use addresses::Addresses;
+pub use binary::{built_server, workspace_dir};
+pub use consume::{assert_topic_holds, consume, consume_records};
+pub use http::{get_from, http_to, wait_for_status};
+pub use kafka::{kafka_script, shared_kafka, PrivateBroker, KAFKA};
+pub use names::{free_port, free_ports, unique};
+pub use prometheus::{sample, scrape_until, sum_of};
+pub use server::TestServer;
