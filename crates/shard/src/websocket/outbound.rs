@@ -15,7 +15,7 @@ use raccoon_protocol::websocket::FrameError;
 use raccoon_protocol::Encoding;
 
 use super::queue::Queue;
-use crate::shard::ConnSink;
+use crate::shard::AckSink;
 
 /// The shared sending side of a connection's [`Outbound`] queue (reader, router, drain timer).
 pub(crate) type OutboundTx = Rc<Queue<Outbound>>;
@@ -74,7 +74,7 @@ impl ReaderEnd {
 
 /// How the shard's ack router and shutdown reach a WebSocket connection: through its writer's
 /// queue.
-impl ConnSink for Queue<Outbound> {
+impl AckSink for Queue<Outbound> {
     fn deliver(&self, ack: Ack) {
         // Unbounded, but bounded by construction: at most SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES
         // replies per connection.

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use raccoon_core::handoff::{AckToken, Batch, ConnId, Offer, Seq};
+use raccoon_core::handoff::{AckToken, Batch, Offer, Seq, SinkId};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::reply::Reply;
 use raccoon_protocol::websocket::{FrameReader, Incoming};
@@ -30,7 +30,7 @@ use crate::AckMode;
 /// no copies of its arguments.
 pub(super) struct Reader {
     pub(super) shard: Rc<Shard>,
-    pub(super) conn: ConnId,
+    pub(super) conn: SinkId,
     /// The group's metric tag on this shard.
     pub(super) group: Tag,
     /// The group's name, carried by every batch for the publisher's metrics.
@@ -168,7 +168,7 @@ impl Reader {
             return Handled::Answer(Some(Reply::success(decoded.req_guid)), Some(received_at));
         }
         let wants_ack = shard.config().ack_mode == AckMode::OnDelivery;
-        let token = AckToken { shard: shard.id(), conn, seq: Seq(self.next_seq) };
+        let token = AckToken { shard: shard.id(), sink: conn, seq: Seq(self.next_seq) };
         self.next_seq += 1;
         if wants_ack && encoding == Encoding::Json {
             self.shared.json_in_flight.borrow_mut().insert(token.seq);

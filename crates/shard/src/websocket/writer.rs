@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
-use raccoon_core::handoff::{Ack, ConnId, DeliveryOutcome};
+use raccoon_core::handoff::{Ack, DeliveryOutcome, SinkId};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::reply::{unix_now_secs, Reply};
 use raccoon_protocol::websocket::{encode, encode_close, encode_with};
@@ -40,7 +40,7 @@ const PING_PAYLOAD: &[u8] = b"--ping--";
 /// (and the writer is dropped), the connection is unregistered and its reader stops.
 pub(super) struct Writer {
     pub(super) shard: Rc<Shard>,
-    pub(super) conn: ConnId,
+    pub(super) conn: SinkId,
     pub(super) shared: Rc<ConnShared>,
     pub(super) out_tx: OutboundTx,
     pub(super) out_rx: Receiver<Outbound>,
