@@ -150,7 +150,7 @@ pub struct WsBuilder {
 impl WsBuilder {
     common_builder_methods!();
 
-    /// Frames: binary protobuf (default, [`Encoding::Protobuf`]) or text JSON.
+    /// Frames: binary protobuf (default, [`Encoding::Proto`]) or text JSON.
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
         self
@@ -284,7 +284,7 @@ impl WsClient {
         let queued = Instant::now();
         let bytes = wire::encode(&batch, self.shared.encoding);
         let frame = match self.shared.encoding {
-            Encoding::Protobuf => Message::Binary(bytes),
+            Encoding::Proto => Message::Binary(bytes),
             Encoding::Json => Message::Text(
                 tungstenite::Utf8Bytes::try_from(bytes).map_err(|e| Error::Config(format!("JSON frame: {e}")))?,
             ),
