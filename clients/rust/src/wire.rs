@@ -1,10 +1,12 @@
 //! Request encodings and replies.
 //!
-//! A [`Batch`] goes on the wire as one `SendEventRequest` with `sent_time` set to the time of its
+//! A [`Batch`] goes on the wire as one [`SendEventRequest`] with `sent_time` set to the time of its
 //! first attempt: protobuf ([`Encoding::Proto`]: REST `Content-Type: application/proto`,
 //! WebSocket binary frames, always over gRPC) or JSON ([`Encoding::Json`]: REST
 //! `application/json`, WebSocket text frames) in Raccoon's shape, `event_bytes` as standard
 //! base64. Replies come back in the request's encoding and become a [`Response`].
+//!
+//! [`SendEventRequest`]: crate::pb::SendEventRequest
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,10 +22,14 @@ use crate::{Code, Status};
 /// How a request is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
-    /// Protobuf `SendEventRequest` (the default).
+    /// Protobuf [`SendEventRequest`] (the default).
+    ///
+    /// [`SendEventRequest`]: crate::pb::SendEventRequest
     #[default]
     Proto,
-    /// JSON `SendEventRequest` in Raccoon's shape.
+    /// JSON [`SendEventRequest`] in Raccoon's shape.
+    ///
+    /// [`SendEventRequest`]: crate::pb::SendEventRequest
     Json,
 }
 
@@ -55,7 +61,9 @@ impl std::str::FromStr for Encoding {
     }
 }
 
-/// The server's reply to one batch (`SendEventResponse`).
+/// The server's reply to one batch ([`SendEventResponse`]).
+///
+/// [`SendEventResponse`]: crate::pb::SendEventResponse
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// Success or error.

@@ -1,4 +1,6 @@
-//! Building `SendEventResponse` replies, the same ones Raccoon sends (spec section 1.6).
+//! Building [`SendEventResponse`] replies, the same ones Raccoon sends (spec section 1.6).
+//!
+//! [`SendEventResponse`]: crate::pb::SendEventResponse
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -98,8 +100,10 @@ impl Reply {
     }
 
     /// Appends [`Reply::encode_proto`]'s bytes to `out`: the bytes prost writes for the
-    /// `SendEventResponse` (a test checks they are the same), without building the message and
+    /// [`SendEventResponse`] (a test checks they are the same), without building the message and
     /// its `data` map per reply.
+    ///
+    /// [`SendEventResponse`]: crate::pb::SendEventResponse
     pub fn encode_proto_into(&self, now_unix_secs: i64, out: &mut Vec<u8>) {
         for (tag, value) in [(1, self.status as i32), (2, self.code as i32)] {
             if value != 0 {
