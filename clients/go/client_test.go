@@ -90,11 +90,11 @@ func TestRestTransportErrorIsRetriedThenReturned(t *testing.T) {
 	}
 }
 
-func TestRestHeadersAppInfoJSONWireAndSerializer(t *testing.T) {
+func TestRestHeadersAppInfoJSONEncodingAndSerializer(t *testing.T) {
 	f := newFakeServer()
 	defer f.Close()
 	upper := func(v interface{}) ([]byte, error) { return []byte(strings.ToUpper(fmt.Sprint(v))), nil }
-	c, _ := raccoon.NewRest(raccoon.WithURL(f.RestURL()), raccoon.WithWire(raccoon.WireJSON),
+	c, _ := raccoon.NewRest(raccoon.WithURL(f.RestURL()), raccoon.WithEncoding(raccoon.EncodingJSON),
 		raccoon.WithSerializer(upper), raccoon.WithHeader("X-User-ID", "u1"), quiet)
 	c.SetAppInfo(&raccoon.App{ID: "app-1", Name: "shop", Version: "2.0"})
 	_, resp, err := c.SendContext(context.Background(), "guid-1", []*raccoon.Event{{Type: "page", Data: "hello"}})
@@ -164,9 +164,9 @@ func TestGrpcServerRefusalIsNotRetried(t *testing.T) {
 	}
 }
 
-func TestGrpcRefusesJSONWire(t *testing.T) {
-	if _, err := raccoon.NewGrpc(raccoon.WithWire(raccoon.WireJSON)); err == nil {
-		t.Fatal("gRPC accepted the JSON wire")
+func TestGrpcRefusesJSONEncoding(t *testing.T) {
+	if _, err := raccoon.NewGrpc(raccoon.WithEncoding(raccoon.EncodingJSON)); err == nil {
+		t.Fatal("gRPC accepted the JSON encoding")
 	}
 }
 

@@ -46,9 +46,9 @@ type jsonEvent struct {
 	Type       string `json:"type"`
 }
 
-// encodeRequest encodes req in the wire encoding.
-func encodeRequest(req *pb.SendEventRequest, wire Wire) ([]byte, error) {
-	if wire == WireProto {
+// encodeRequest encodes req in the given encoding.
+func encodeRequest(req *pb.SendEventRequest, encoding Encoding) ([]byte, error) {
+	if encoding == EncodingProto {
 		return proto.Marshal(req)
 	}
 	j := jsonRequest{
@@ -64,16 +64,16 @@ func encodeRequest(req *pb.SendEventRequest, wire Wire) ([]byte, error) {
 
 // decodeResponse decodes a SendEventResponse in the given encoding. JSON replies use
 // snake_case names and numeric enums; protojson reads those as well as canonical JSON.
-func decodeResponse(body []byte, wire Wire) (*Response, error) {
+func decodeResponse(body []byte, encoding Encoding) (*Response, error) {
 	var p pb.SendEventResponse
 	var err error
-	if wire == WireProto {
+	if encoding == EncodingProto {
 		err = proto.Unmarshal(body, &p)
 	} else {
 		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(body, &p)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("raccoon: cannot decode %v reply (%d bytes): %w", wire, len(body), err)
+		return nil, fmt.Errorf("raccoon: cannot decode %v reply (%d bytes): %w", encoding, len(body), err)
 	}
 	return responseFromPB(&p), nil
 }

@@ -9,7 +9,7 @@
 //	grpc, err := raccoon.NewGrpc(raccoon.WithAddr("host:8081"), raccoon.WithHeader("X-User-ID", "user-1"))
 //
 // Each Event's Data becomes its bytes through the Serializer (PROTO by default, JSON, or any
-// func(interface{}) ([]byte, error)); the request itself goes as protobuf or JSON (WithWire).
+// func(interface{}) ([]byte, error)); the request itself goes as protobuf or JSON (WithEncoding).
 // Send generates a UUIDv4 req_guid per batch (SendContext takes one of your own) and returns
 // it. REST and gRPC return the reply from Send; the WebSocket client returns once the batch is
 // written and delivers the reply on Acks, a bounded channel that never holds up the connection.
@@ -18,7 +18,7 @@
 // code (only CODE_INTERNAL_ERROR; CODE_BAD_REQUEST never). See Retry, WebSocketClient and the
 // README in this directory for the exact rules, the StatsD names and the header names.
 //
-// Layout: types.go (Event, Response, App, codes), options.go, serializer.go, codec.go (wire
+// Layout: types.go (Event, Response, App, codes), options.go, serializer.go, codec.go (request
 // encodings), retry.go, rest.go, grpc.go, websocket.go and websocket_conn.go, stats.go,
 // logger.go, version.go (client info set with -ldflags), errors.go; raccoonpb/ holds the
 // generated protobuf types.

@@ -18,7 +18,7 @@ func ExampleNewRest() {
 	client, err := raccoon.NewRest(
 		raccoon.WithURL(srv.RestURL()),
 		raccoon.WithSerializer(raccoon.JSON),
-		raccoon.WithWire(raccoon.WireJSON),
+		raccoon.WithEncoding(raccoon.EncodingJSON),
 		raccoon.WithRetry(3, 100*time.Millisecond, time.Second),
 	)
 	if err != nil {

@@ -40,8 +40,8 @@ var _ Client = (*GrpcClient)(nil)
 // lazy: an unreachable server shows up as Send's error.
 func NewGrpc(opts ...ClientOption) (*GrpcClient, error) {
 	o := buildOptions("", opts)
-	if o.Wire != WireProto {
-		return nil, errors.New("raccoon: gRPC carries protobuf only; WithWire(WireJSON) is not allowed")
+	if o.Encoding != EncodingProto {
+		return nil, errors.New("raccoon: gRPC carries protobuf only; WithEncoding(EncodingJSON) is not allowed")
 	}
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),

@@ -11,27 +11,27 @@ import (
 	raccoon "raccoon/clients/go"
 )
 
-// TestRealServerAllTransportsAndWires sends batches over each transport and wire encoding,
+// TestRealServerAllTransportsAndEncodings sends batches over each transport and encoding,
 // with both serializers, and reads every event back from Kafka byte for byte.
-func TestRealServerAllTransportsAndWires(t *testing.T) {
+func TestRealServerAllTransportsAndEncodings(t *testing.T) {
 	srv := startServer(t)
 	cases := []struct {
-		name string
-		new  func(...raccoon.ClientOption) (raccoon.Client, error)
-		wire raccoon.Wire
+		name     string
+		new      func(...raccoon.ClientOption) (raccoon.Client, error)
+		encoding raccoon.Encoding
 	}{
-		{"ws-proto", newWS(srv), raccoon.WireProto},
-		{"ws-json", newWS(srv), raccoon.WireJSON},
-		{"rest-proto", newRest(srv), raccoon.WireProto},
-		{"rest-json", newRest(srv), raccoon.WireJSON},
-		{"grpc-proto", newGrpc(srv), raccoon.WireProto},
+		{"ws-proto", newWS(srv), raccoon.EncodingProto},
+		{"ws-json", newWS(srv), raccoon.EncodingJSON},
+		{"rest-proto", newRest(srv), raccoon.EncodingProto},
+		{"rest-json", newRest(srv), raccoon.EncodingJSON},
+		{"grpc-proto", newGrpc(srv), raccoon.EncodingProto},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			typ := eventType(tc.name)
 			var want [][]byte
 			// PROTO serializer: protobuf messages as event bytes.
-			pc, err := tc.new(raccoon.WithWire(tc.wire), raccoon.WithHeader("X-User-ID", tc.name+"-p"), quiet)
+			pc, err := tc.new(raccoon.WithEncoding(tc.encoding), raccoon.WithHeader("X-User-ID", tc.name+"-p"), quiet)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,8 +44,8 @@ func TestRealServerAllTransportsAndWires(t *testing.T) {
 				events = append(events, &raccoon.Event{Type: typ, Data: m})
 			}
 			sendAndCheck(t, pc, events)
-			// JSON serializer over the same transport and wire.
-			jc, err := tc.new(raccoon.WithWire(tc.wire), raccoon.WithSerializer(raccoon.JSON), raccoon.WithHeader("X-User-ID", tc.name+"-j"), quiet)
+			// JSON serializer over the same transport and encoding.
+			jc, err := tc.new(raccoon.WithEncoding(tc.encoding), raccoon.WithSerializer(raccoon.JSON), raccoon.WithHeader("X-User-ID", tc.name+"-j"), quiet)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -31,12 +31,12 @@ func TestOnlyInternalErrorIsRetryable(t *testing.T) {
 	}
 }
 
-func TestJSONWireIsRaccoonShape(t *testing.T) {
+func TestJSONEncodingIsRaccoonShape(t *testing.T) {
 	req, err := buildRequest(JSON, "g1", []*Event{{Type: "page", Data: "hi"}}, time.Unix(10, 20))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := encodeRequest(req, WireJSON)
+	b, _ := encodeRequest(req, EncodingJSON)
 	want := `{"req_guid":"g1","sent_time":{"seconds":10,"nanos":20},"events":[{"event_bytes":"ImhpIg==","type":"page"}]}`
 	if string(b) != want {
 		t.Fatalf("got %s\nwant %s", b, want)
@@ -44,11 +44,11 @@ func TestJSONWireIsRaccoonShape(t *testing.T) {
 }
 
 func TestDecodeServerReplies(t *testing.T) {
-	r, err := decodeResponse([]byte(`{"status":2,"code":3,"sent_time":1796117400,"reason":"cannot publish","data":{"req_guid":"b"}}`), WireJSON)
+	r, err := decodeResponse([]byte(`{"status":2,"code":3,"sent_time":1796117400,"reason":"cannot publish","data":{"req_guid":"b"}}`), EncodingJSON)
 	if err != nil || r.Status != StatusError || r.Code != CodeInternalError || r.SentTime != 1796117400 || r.ReqGUID() != "b" || r.Reason != "cannot publish" {
 		t.Fatalf("%+v %v", r, err)
 	}
-	if _, err := decodeResponse([]byte("not json"), WireJSON); err == nil {
+	if _, err := decodeResponse([]byte("not json"), EncodingJSON); err == nil {
 		t.Fatal("garbage decoded")
 	}
 }

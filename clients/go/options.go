@@ -21,7 +21,13 @@ type Options struct {
 	Headers http.Header
 	// Serializer makes each event's bytes (default PROTO).
 	Serializer Serializer
-	// Wire encodes the request (default WireProto; gRPC allows only WireProto).
+	// Encoding encodes the request (default EncodingProto; gRPC allows only EncodingProto).
+	Encoding Encoding
+	// Wire is Encoding's former name. A client reads it only while Encoding is left at its
+	// zero value (EncodingProto), so a ClientOption of your own that sets Wire to WireJSON
+	// still gets JSON. WithEncoding and WithWire set both fields, so the last one given wins.
+	//
+	// Deprecated: use Encoding.
 	Wire Wire
 	// Retry decides how often and how fast a batch is sent again.
 	Retry Retry
@@ -80,8 +86,16 @@ func WithSerializer(s Serializer) ClientOption {
 	return optionFunc(func(o *Options) { o.Serializer = s })
 }
 
-// WithWire sets the request's wire encoding.
-func WithWire(w Wire) ClientOption { return optionFunc(func(o *Options) { o.Wire = w }) }
+// WithEncoding sets Options.Encoding, the request's encoding: EncodingProto (the default) or
+// EncodingJSON.
+func WithEncoding(e Encoding) ClientOption {
+	return optionFunc(func(o *Options) { o.Encoding, o.Wire = e, e })
+}
+
+// WithWire is WithEncoding's former name.
+//
+// Deprecated: use WithEncoding.
+func WithWire(w Wire) ClientOption { return WithEncoding(w) }
 
 // WithRetry sets the retry policy: maxAttempts sends in all (1 means no retry), waiting
 // delay before the second, doubling up to maxDelay.
@@ -163,6 +177,10 @@ func buildOptions(defaultURL string, opts []ClientOption) Options {
 		}
 	}
 	o.Logger = loggerOr(&o)
+	if o.Encoding == EncodingProto {
+		o.Encoding = o.Wire
+	}
+	o.Wire = o.Encoding
 	if o.Serializer == nil {
 		o.Serializer = PROTO
 	}

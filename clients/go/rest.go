@@ -81,7 +81,7 @@ func (c *RestClient) SendContext(ctx context.Context, reqGUID string, events []*
 // attempt sends once; retry tells whether the failure is worth another attempt.
 func (c *RestClient) attempt(ctx context.Context, req *pb.SendEventRequest) (*Response, bool, error) {
 	req.SentTime = timestamppb.Now()
-	body, err := encodeRequest(req, c.opts.Wire)
+	body, err := encodeRequest(req, c.opts.Encoding)
 	if err != nil {
 		return nil, false, err
 	}
@@ -98,7 +98,7 @@ func (c *RestClient) attempt(ctx context.Context, req *pb.SendEventRequest) (*Re
 	}
 	c.mu.RUnlock()
 	hreq.Header.Set("User-Agent", UserAgent())
-	if c.opts.Wire == WireJSON {
+	if c.opts.Encoding == EncodingJSON {
 		hreq.Header.Set("Content-Type", "application/json")
 		hreq.Header.Set("Accept", "application/json")
 	} else {
@@ -119,11 +119,11 @@ func (c *RestClient) attempt(ctx context.Context, req *pb.SendEventRequest) (*Re
 		c.stats.inc(StatConnErrors, 1)
 		return nil, ctx.Err() == nil, &TransportError{Op: "reading the reply", Err: err}
 	}
-	wire := WireProto
+	encoding := EncodingProto
 	if strings.Contains(strings.ToLower(hresp.Header.Get("Content-Type")), "json") {
-		wire = WireJSON
+		encoding = EncodingJSON
 	}
-	resp, derr := decodeResponse(reply, wire)
+	resp, derr := decodeResponse(reply, encoding)
 	if derr != nil {
 		// No SendEventResponse: a proxy's answer, or the reply was cut off.
 		retry := hresp.StatusCode >= 500 || hresp.StatusCode == http.StatusRequestTimeout || hresp.StatusCode == http.StatusTooManyRequests || hresp.StatusCode == http.StatusOK

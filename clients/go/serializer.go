@@ -26,20 +26,38 @@ func PROTO(data interface{}) ([]byte, error) {
 	return nil, fmt.Errorf("raccoon: PROTO serializer needs a proto.Message or []byte, got %T", data)
 }
 
-// Wire is how the SendEventRequest itself is encoded on the wire.
-type Wire int
+// Encoding is how the SendEventRequest itself, and the server's reply, is encoded: the same
+// name, Encoding with Proto and Json, as the server's and the Rust client's.
+type Encoding int
 
 const (
-	// WireProto is protobuf binary: REST Content-Type application/proto, WebSocket binary
-	// frames, and the only encoding gRPC has. The default.
-	WireProto Wire = iota
-	// WireJSON is JSON: REST Content-Type application/json, WebSocket text frames.
-	WireJSON
+	// EncodingProto is protobuf binary: REST Content-Type application/proto, WebSocket binary
+	// frames, and the only encoding gRPC has. The default (the zero value).
+	EncodingProto Encoding = iota
+	// EncodingJSON is JSON: REST Content-Type application/json, WebSocket text frames.
+	EncodingJSON
 )
 
-func (w Wire) String() string {
-	if w == WireJSON {
+// String is "json" for EncodingJSON and "proto" otherwise.
+func (e Encoding) String() string {
+	if e == EncodingJSON {
 		return "json"
 	}
 	return "proto"
 }
+
+// Wire is Encoding's former name.
+//
+// Deprecated: use Encoding.
+type Wire = Encoding
+
+const (
+	// WireProto is EncodingProto's former name.
+	//
+	// Deprecated: use EncodingProto.
+	WireProto = EncodingProto
+	// WireJSON is EncodingJSON's former name.
+	//
+	// Deprecated: use EncodingJSON.
+	WireJSON = EncodingJSON
+)

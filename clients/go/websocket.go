@@ -31,7 +31,7 @@ type Ack struct {
 }
 
 // WebSocketClient keeps one WebSocket connection to /api/v1/events and sends batches on it:
-// binary protobuf frames (WireProto) or JSON text frames (WireJSON).
+// binary protobuf frames (EncodingProto) or JSON text frames (EncodingJSON).
 //
 // Send returns once the batch is written (or queued while the connection is down) with a nil
 // Response: the server's reply arrives later on Acks, matched by req_guid. Send's error is for
@@ -220,8 +220,8 @@ func (c *WebSocketClient) SendContext(ctx context.Context, reqGUID string, event
 // frame encodes b for its next write, with a fresh sent_time. c.mu is held.
 func (c *WebSocketClient) frame(b *wsBatch) (int, []byte, error) {
 	b.req.SentTime = timestamppb.Now()
-	data, err := encodeRequest(b.req, c.opts.Wire)
-	if c.opts.Wire == WireJSON {
+	data, err := encodeRequest(b.req, c.opts.Encoding)
+	if c.opts.Encoding == EncodingJSON {
 		return websocket.TextMessage, data, err
 	}
 	return websocket.BinaryMessage, data, err

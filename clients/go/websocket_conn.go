@@ -71,11 +71,11 @@ func (c *WebSocketClient) read(conn *wsConn, alive func()) {
 		}
 		alive()
 		c.stats.received(len(data))
-		wire := WireProto
+		encoding := EncodingProto
 		if mt == websocket.TextMessage {
-			wire = WireJSON
+			encoding = EncodingJSON
 		}
-		resp, err := decodeResponse(data, wire)
+		resp, err := decodeResponse(data, encoding)
 		if err != nil {
 			c.opts.Logger.Errorf("websocket: %v", err)
 			continue

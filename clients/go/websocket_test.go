@@ -74,7 +74,7 @@ func TestWebSocketRetryableCodeThenBadRequest(t *testing.T) {
 		}
 		return fail(req, pb.Code_CODE_BAD_REQUEST, "bad"), 200
 	}
-	c, _ := raccoon.NewWebSocket(raccoon.WithURL(f.WSURL()), raccoon.WithWire(raccoon.WireJSON), fastRetry(5), quiet)
+	c, _ := raccoon.NewWebSocket(raccoon.WithURL(f.WSURL()), raccoon.WithEncoding(raccoon.EncodingJSON), fastRetry(5), quiet)
 	defer c.Close()
 	guid, _, _ := c.Send([]*raccoon.Event{{Type: "t", Data: []byte("x")}})
 	a := waitAck(t, c, 5*time.Second)

@@ -20,9 +20,9 @@ pub(crate) enum Transport {
     Grpc,
 }
 
-/// The encodings `--encoding` takes.
+/// The encodings `--encoding` takes: the client library's [`Encoding`]s, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum WireEncoding {
+pub(crate) enum EncodingArg {
     /// Protobuf (WebSocket binary frames, `application/proto`; the only one over gRPC).
     Proto,
     /// JSON (WebSocket text frames, `application/json`).
@@ -49,8 +49,8 @@ pub struct SendArgs {
     #[arg(long, value_enum, default_value_t = Transport::Ws)]
     transport: Transport,
     /// The request's encoding (gRPC: proto only).
-    #[arg(long, short = 'e', value_enum, default_value_t = WireEncoding::Proto)]
-    encoding: WireEncoding,
+    #[arg(long, short = 'e', value_enum, default_value_t = EncodingArg::Proto)]
+    encoding: EncodingArg,
     /// The server, `host:port` or a URL (default 127.0.0.1:8080, or 127.0.0.1:8081 for gRPC).
     #[arg(long, short = 'a')]
     addr: Option<String>,
@@ -131,20 +131,20 @@ impl Transport {
     }
 }
 
-impl WireEncoding {
+impl EncodingArg {
     /// The client library's encoding.
     pub(crate) fn encoding(self) -> Encoding {
         match self {
-            WireEncoding::Proto => Encoding::Protobuf,
-            WireEncoding::Json => Encoding::Json,
+            EncodingArg::Proto => Encoding::Proto,
+            EncodingArg::Json => Encoding::Json,
         }
     }
 
     /// `proto` or `json`.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            WireEncoding::Proto => "proto",
-            WireEncoding::Json => "json",
+            EncodingArg::Proto => "proto",
+            EncodingArg::Json => "json",
         }
     }
 }
@@ -180,7 +180,7 @@ pub async fn run(args: SendArgs) -> ExitCode {
             None => return usage(format!("--header {h:?} is not `Name: value`")),
         }
     }
-    if args.transport == Transport::Grpc && args.encoding == WireEncoding::Json {
+    if args.transport == Transport::Grpc && args.encoding == EncodingArg::Json {
         return usage("gRPC carries protobuf only: drop --encoding json".into());
     }
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
@@ -306,4 +306,23 @@ fn json_outcome(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_takes_proto_and_json_and_maps_them_to_the_clients_names() {
+        let names: Vec<_> = EncodingArg::value_variants()
+            .iter()
+            .filter_map(|e| e.to_possible_value())
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        assert_eq!(names, ["proto", "json"]);
+        for e in EncodingArg::value_variants() {
+            assert_eq!(e.name(), e.to_possible_value().unwrap().get_name());
+        }
+        assert_eq!((EncodingArg::Proto.encoding(), EncodingArg::Json.encoding()), (Encoding::Proto, Encoding::Json));
+    }
 }

@@ -70,7 +70,9 @@ pub enum Error {
         /// Its message.
         message: String,
     },
-    /// An HTTP answer that is not a `SendEventResponse`.
+    /// An HTTP answer that is not a [`SendEventResponse`].
+    ///
+    /// [`SendEventResponse`]: crate::pb::SendEventResponse
     #[error("HTTP {status} without a reply: {body:?}")]
     Http {
         /// The HTTP status.

@@ -54,7 +54,7 @@ impl Event {
 
 /// Turns a `T` into event bytes.
 ///
-/// Implemented by [`Json`] (any `serde::Serialize`), [`Protobuf`] (any `prost::Message`) and every
+/// Implemented by [`Json`] (any [`serde::Serialize`]), [`Protobuf`] (any [`prost::Message`]) and every
 /// closure `Fn(&T) -> Result<Vec<u8>, E>` whose error converts into a boxed error:
 ///
 /// ```
@@ -106,7 +106,7 @@ where
 
 /// The events of one request and its `req_guid`.
 ///
-/// `Vec<Event>` and `Event` convert into a batch with a generated guid, so `send(vec![...])`
+/// `Vec<Event>` and [`Event`] convert into a batch with a generated guid, so `send(vec![...])`
 /// works wherever a batch is taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {

@@ -1,5 +1,5 @@
 //! An async client for the [Raccoon] clickstream server: send batches of events over WebSocket,
-//! REST or gRPC and get each batch's `SendEventResponse` back.
+//! REST or gRPC and get each batch's [`SendEventResponse`] back.
 //!
 //! ```no_run
 //! use raccoon_client::{Event, RestClient};
@@ -25,6 +25,8 @@
 //! pool; there is no global state, so a load generator can create as many as it wants.
 //!
 //! [Raccoon]: https://github.com/raystack/raccoon
+//!
+//! [`SendEventResponse`]: crate::pb::SendEventResponse
 
 /// The wire contract `raystack.raccoon.v1beta1`, the server's own generated types ([`raccoon_proto`]).
 pub use raccoon_proto as pb;

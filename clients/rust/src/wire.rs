@@ -1,10 +1,12 @@
 //! Request encodings and replies.
 //!
-//! A [`Batch`] goes on the wire as one `SendEventRequest` with `sent_time` set to the time of its
-//! first attempt: protobuf ([`Encoding::Protobuf`]: REST `Content-Type: application/proto`,
+//! A [`Batch`] goes on the wire as one [`SendEventRequest`] with `sent_time` set to the time of its
+//! first attempt: protobuf ([`Encoding::Proto`]: REST `Content-Type: application/proto`,
 //! WebSocket binary frames, always over gRPC) or JSON ([`Encoding::Json`]: REST
 //! `application/json`, WebSocket text frames) in Raccoon's shape, `event_bytes` as standard
 //! base64. Replies come back in the request's encoding and become a [`Response`].
+//!
+//! [`SendEventRequest`]: crate::pb::SendEventRequest
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,18 +22,27 @@ use crate::{Code, Status};
 /// How a request is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
-    /// Protobuf `SendEventRequest` (the default).
+    /// Protobuf [`SendEventRequest`] (the default).
+    ///
+    /// [`SendEventRequest`]: crate::pb::SendEventRequest
     #[default]
-    Protobuf,
-    /// JSON `SendEventRequest` in Raccoon's shape.
+    Proto,
+    /// JSON [`SendEventRequest`] in Raccoon's shape.
+    ///
+    /// [`SendEventRequest`]: crate::pb::SendEventRequest
     Json,
 }
 
 impl Encoding {
+    /// The protobuf encoding under its former name.
+    #[deprecated(note = "use `Encoding::Proto`, the name the server and the Go client use")]
+    #[allow(non_upper_case_globals)]
+    pub const Protobuf: Encoding = Encoding::Proto;
+
     /// The REST `Content-Type` of this encoding.
     pub fn content_type(self) -> &'static str {
         match self {
-            Encoding::Protobuf => "application/proto",
+            Encoding::Proto => "application/proto",
             Encoding::Json => "application/json",
         }
     }
@@ -43,14 +54,16 @@ impl std::str::FromStr for Encoding {
     /// `proto`/`protobuf` or `json`, in any letter case.
     fn from_str(s: &str) -> Result<Encoding, String> {
         match s.to_ascii_lowercase().as_str() {
-            "proto" | "protobuf" => Ok(Encoding::Protobuf),
+            "proto" | "protobuf" => Ok(Encoding::Proto),
             "json" => Ok(Encoding::Json),
             other => Err(format!("unknown encoding {other:?} (want json or proto)")),
         }
     }
 }
 
-/// The server's reply to one batch (`SendEventResponse`).
+/// The server's reply to one batch ([`SendEventResponse`]).
+///
+/// [`SendEventResponse`]: crate::pb::SendEventResponse
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// Success or error.
@@ -106,7 +119,7 @@ pub(crate) fn request(batch: &Batch) -> pb::SendEventRequest {
 pub(crate) fn encode(batch: &Batch, encoding: Encoding) -> Bytes {
     let req = request(batch);
     match encoding {
-        Encoding::Protobuf => Bytes::from(req.encode_to_vec()),
+        Encoding::Proto => Bytes::from(req.encode_to_vec()),
         Encoding::Json => Bytes::from(encode_json(&req)),
     }
 }
@@ -181,7 +194,7 @@ mod tests {
     #[test]
     fn protobuf_requests_round_trip() {
         let batch = Batch::new([Event::new("a", "1"), Event::new("b", "2")]);
-        let req = pb::SendEventRequest::decode(encode(&batch, Encoding::Protobuf)).unwrap();
+        let req = pb::SendEventRequest::decode(encode(&batch, Encoding::Proto)).unwrap();
         assert_eq!(req.req_guid, batch.req_guid());
         assert_eq!(req.events.len(), 2);
         assert_eq!(req.events[1].r#type, "b");
@@ -200,7 +213,16 @@ mod tests {
     #[test]
     fn encodings_parse_from_their_names() {
         assert_eq!("JSON".parse::<Encoding>(), Ok(Encoding::Json));
-        assert_eq!("proto".parse::<Encoding>(), Ok(Encoding::Protobuf));
+        assert_eq!("proto".parse::<Encoding>(), Ok(Encoding::Proto));
         assert!("xml".parse::<Encoding>().is_err());
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_former_name_protobuf_is_proto() {
+        assert_eq!(Encoding::Protobuf, Encoding::Proto);
+        assert_eq!(Encoding::default(), Encoding::Protobuf);
+        assert!(matches!(Encoding::Proto, Encoding::Protobuf));
+        assert_eq!(Encoding::Protobuf.content_type(), "application/proto");
     }
 }

@@ -23,7 +23,7 @@ async fn every_transport_and_encoding_lands_in_kafka() {
     let server = start_server(&[("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &pattern), ("EVENT_ACK", "1")]);
     let app = App { id: "app-1".into(), name: "client-tests".into(), version: "1.0".into() };
     let mut expected = Vec::new();
-    for (name, encoding) in [("proto", Encoding::Protobuf), ("json", Encoding::Json)] {
+    for (name, encoding) in [("proto", Encoding::Proto), ("json", Encoding::Json)] {
         // WebSocket: acks on the stream and through send_and_wait.
         let ws = WsClient::builder(&server.ws_url()).encoding(encoding).app(&app).connect().await.unwrap();
         let mut acks = ws.subscribe(16);

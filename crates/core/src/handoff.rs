@@ -22,9 +22,9 @@ pub struct ShardId(pub u16);
 /// Whom an [`Ack`] goes back to on its shard: a WebSocket connection, or one REST or gRPC request
 /// waiting for its batch. Unique within its shard for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub struct SinkId(pub u64);
 
-/// A batch's sequence number, unique within its connection.
+/// A batch's sequence number, unique within its [`SinkId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Seq(pub u64);
 
@@ -34,24 +34,24 @@ impl fmt::Display for ShardId {
     }
 }
 
-impl fmt::Display for ConnId {
+impl fmt::Display for SinkId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
 }
 
-/// Names the batch a delivery report belongs to: which shard owns the connection, which
-/// connection, which batch on it. It rides along with the batch to the publisher thread and comes
-/// back inside the [`Ack`].
+/// Names the batch a delivery report belongs to: which shard owns its sink, which sink (a
+/// WebSocket connection or a REST or gRPC request), which batch on it. It rides along with the
+/// batch to the publisher thread and comes back inside the [`Ack`].
 ///
 /// Crosses threads (Send, Copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AckToken {
-    /// Shard that owns the connection.
+    /// Shard that owns the sink.
     pub shard: ShardId,
-    /// Connection on that shard.
-    pub conn: ConnId,
-    /// Batch on that connection.
+    /// The sink on that shard: a WebSocket connection or one REST or gRPC request.
+    pub sink: SinkId,
+    /// Batch on that sink.
     pub seq: Seq,
 }
 
@@ -155,13 +155,13 @@ impl Handoff {
         (Handoff { queues: senders.into() }, receivers)
     }
 
-    /// Offers `batch` to the publisher that serves its connection. Never waits.
+    /// Offers `batch` to the publisher that serves its sink. Never waits.
     ///
-    /// The publisher is `(connection id + shard id) mod publishers`, fixed per connection, so the
-    /// batches of one connection reach Kafka's client in the order they were offered.
+    /// The publisher is `(sink id + shard id) mod publishers`, fixed per sink, so the batches of
+    /// one connection reach Kafka's client in the order they were offered.
     pub fn offer(&self, batch: Batch) -> Offer {
-        let AckToken { shard, conn, .. } = batch.token;
-        let index = (conn.0 as usize).wrapping_add(usize::from(shard.0)) % self.queues.len();
+        let AckToken { shard, sink, .. } = batch.token;
+        let index = (sink.0 as usize).wrapping_add(usize::from(shard.0)) % self.queues.len();
         match self.queues[index].try_send(batch) {
             Ok(()) => Offer::Queued,
             Err(TrySendError::Full(batch)) => Offer::Full(batch),
@@ -174,9 +174,9 @@ impl Handoff {
 mod tests {
     use super::*;
 
-    fn batch(shard: u16, conn: u64) -> Batch {
+    fn batch(shard: u16, sink: u64) -> Batch {
         Batch {
-            token: AckToken { shard: ShardId(shard), conn: ConnId(conn), seq: Seq(0) },
+            token: AckToken { shard: ShardId(shard), sink: SinkId(sink), seq: Seq(0) },
             req_guid: String::new(),
             events: Vec::new(),
             wants_ack: false,
@@ -192,7 +192,7 @@ mod tests {
         // (4 + 1) mod 3 = 2
         assert_eq!(queues[2].len(), 1);
         match handoff.offer(batch(1, 4)) {
-            Offer::Full(back) => assert_eq!(back.token.conn, ConnId(4)),
+            Offer::Full(back) => assert_eq!(back.token.sink, SinkId(4)),
             other => panic!("expected Full, got {other:?}"),
         }
         assert!(matches!(handoff.offer(batch(0, 4)), Offer::Queued), "(4 + 0) mod 3 = 1 has room");

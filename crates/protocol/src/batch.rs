@@ -1,12 +1,14 @@
 //! A decoded batch, why one is refused (in either encoding), and decoding a protobuf
-//! `SendEventRequest` without copying its payloads; JSON is [`crate::json`]'s.
+//! [`SendEventRequest`] without copying its payloads; JSON is [`crate::json`]'s.
 //!
-//! Hot path: runs once per WebSocket frame. The frame arrives as a `Bytes` (the frame reader splits
+//! Hot path: runs once per WebSocket frame. The frame arrives as a [`Bytes`] (the frame reader splits
 //! it off the bytes it read, see [`super::websocket`]), and prost, decoding from a `Bytes`, hands out `event_bytes` as slices of
 //! it. prost would copy `Event.type` into a `String` (one allocation per event), so the server
 //! decodes through [`RequestView`], a prost message with the same field numbers whose `type` is
 //! `bytes`: protobuf's wire format does not distinguish the two, and the UTF-8 and topic-name checks
 //! are done here instead. The only allocations per batch are the event vector and the `req_guid`.
+//!
+//! [`SendEventRequest`]: crate::pb::SendEventRequest
 
 use bytes::Bytes;
 use prost::Message;
@@ -15,7 +17,9 @@ use thiserror::Error;
 use raccoon_core::handoff::EventRecord;
 use raccoon_core::topic::{TopicError, TopicPattern};
 
-/// `SendEventRequest` as the server decodes it (field numbers from the wire contract).
+/// [`SendEventRequest`] as the server decodes it (field numbers from the wire contract).
+///
+/// [`SendEventRequest`]: crate::pb::SendEventRequest
 #[derive(Clone, PartialEq, Message)]
 struct RequestView {
     #[prost(string, tag = "1")]
@@ -26,7 +30,9 @@ struct RequestView {
     events: Vec<EventView>,
 }
 
-/// `Event` with `type` kept as bytes (see the module docs).
+/// [`Event`] with `type` kept as bytes (see the module docs).
+///
+/// [`Event`]: crate::pb::Event
 #[derive(Clone, PartialEq, Message)]
 struct EventView {
     #[prost(bytes = "bytes", tag = "1")]
@@ -102,8 +108,10 @@ impl BatchError {
     }
 }
 
-/// Decodes one `SendEventRequest` from `frame`, slicing payloads out of it, and checks every
+/// Decodes one [`SendEventRequest`] from `frame`, slicing payloads out of it, and checks every
 /// event's `type` against `pattern`.
+///
+/// [`SendEventRequest`]: crate::pb::SendEventRequest
 pub fn decode_batch(frame: Bytes, pattern: &TopicPattern) -> Result<DecodedBatch, BatchError> {
     let view = RequestView::decode(frame)?;
     let mut events = Vec::with_capacity(view.events.len());

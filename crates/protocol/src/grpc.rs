@@ -50,7 +50,9 @@ pub enum GrpcCode {
     ResourceExhausted = 8,
     /// 12: unknown method, or a compressed message.
     Unimplemented = 12,
-    /// 13: the body is not one `SendEventRequest`.
+    /// 13: the body is not one [`SendEventRequest`].
+    ///
+    /// [`SendEventRequest`]: crate::pb::SendEventRequest
     Internal = 13,
     /// 14: the server is shutting down, or the publisher has stopped.
     Unavailable = 14,

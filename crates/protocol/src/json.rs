@@ -1,4 +1,4 @@
-//! Decoding a JSON `SendEventRequest` (WebSocket text frames, REST `application/json`) into the
+//! Decoding a JSON [`SendEventRequest`] (WebSocket text frames, REST `application/json`) into the
 //! same [`DecodedBatch`] that [`decode_batch`](crate::batch::decode_batch) makes from
 //! protobuf, so the shard treats both alike (spec sections 1.4 and 1.5).
 //!
@@ -20,6 +20,8 @@
 //! is frozen and each event gets `Bytes` slices of it. Allocations per batch: that buffer (plus
 //! the small shared header `bytes` adds when it is first sliced), the `req_guid`, and two event
 //! vectors. Nothing is allocated per event; a failure adds its error text.
+//!
+//! [`SendEventRequest`]: crate::pb::SendEventRequest
 
 use std::fmt;
 use std::ops::Range;
@@ -33,8 +35,11 @@ use crate::timestamp::parse_rfc3339;
 use raccoon_core::handoff::EventRecord;
 use raccoon_core::topic::TopicPattern;
 
-/// Decodes one JSON `SendEventRequest` from `body` and checks every event's `type` against
-/// `pattern`, exactly as `decode_batch` does for protobuf.
+/// Decodes one JSON [`SendEventRequest`] from `body` and checks every event's `type` against
+/// `pattern`, exactly as [`decode_batch`] does for protobuf.
+///
+/// [`SendEventRequest`]: crate::pb::SendEventRequest
+/// [`decode_batch`]: crate::batch::decode_batch
 pub fn decode_json_batch(body: &[u8], pattern: &TopicPattern) -> Result<DecodedBatch, BatchError> {
     if body.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
         return Err(JsonError::Empty.into());

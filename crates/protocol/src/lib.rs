@@ -24,14 +24,14 @@ pub mod websocket;
 
 /// How a batch and its reply are encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire {
+pub enum Encoding {
     /// Protobuf: WebSocket binary frames, REST `application/proto`, gRPC.
     Proto,
     /// JSON in Raccoon's shape: WebSocket text frames, REST `application/json`.
     Json,
 }
 
-impl Wire {
+impl Encoding {
     /// Decodes a batch sent in this encoding ([`batch::decode_batch`] or
     /// [`json::decode_json_batch`]).
     pub fn decode(
@@ -40,8 +40,8 @@ impl Wire {
         pattern: &raccoon_core::topic::TopicPattern,
     ) -> Result<batch::DecodedBatch, batch::BatchError> {
         match self {
-            Wire::Proto => batch::decode_batch(bytes, pattern),
-            Wire::Json => json::decode_json_batch(&bytes, pattern),
+            Encoding::Proto => batch::decode_batch(bytes, pattern),
+            Encoding::Json => json::decode_json_batch(&bytes, pattern),
         }
     }
 }

@@ -1,11 +1,13 @@
-//! Building `SendEventResponse` replies, the same ones Raccoon sends (spec section 1.6).
+//! Building [`SendEventResponse`] replies, the same ones Raccoon sends (spec section 1.6).
+//!
+//! [`SendEventResponse`]: crate::pb::SendEventResponse
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 use crate::pb::{Code, Status};
-use crate::Wire;
+use crate::Encoding;
 
 /// The prefix Raccoon puts before a publish failure; kept for clients that match on it.
 pub const PUBLISH_FAILURE_PREFIX: &str = "cannot publish events: ";
@@ -62,11 +64,11 @@ impl Reply {
         Reply { status: Status::Error, code, reason, req_guid: None }
     }
 
-    /// The reply in `wire`'s encoding, with `sent_time` set to `now_unix_secs`.
-    pub fn encode(&self, wire: Wire, now_unix_secs: i64) -> Vec<u8> {
-        match wire {
-            Wire::Proto => self.encode_proto(now_unix_secs),
-            Wire::Json => self.encode_json(now_unix_secs).into_bytes(),
+    /// The reply in `encoding`, with `sent_time` set to `now_unix_secs`.
+    pub fn encode(&self, encoding: Encoding, now_unix_secs: i64) -> Vec<u8> {
+        match encoding {
+            Encoding::Proto => self.encode_proto(now_unix_secs),
+            Encoding::Json => self.encode_json(now_unix_secs).into_bytes(),
         }
     }
 
@@ -98,8 +100,10 @@ impl Reply {
     }
 
     /// Appends [`Reply::encode_proto`]'s bytes to `out`: the bytes prost writes for the
-    /// `SendEventResponse` (a test checks they are the same), without building the message and
+    /// [`SendEventResponse`] (a test checks they are the same), without building the message and
     /// its `data` map per reply.
+    ///
+    /// [`SendEventResponse`]: crate::pb::SendEventResponse
     pub fn encode_proto_into(&self, now_unix_secs: i64, out: &mut Vec<u8>) {
         for (tag, value) in [(1, self.status as i32), (2, self.code as i32)] {
             if value != 0 {

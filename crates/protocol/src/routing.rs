@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 use super::origin::OriginList;
-use super::Wire;
+use super::Encoding;
 
 /// The WebSocket and REST endpoint.
 pub const EVENTS_PATH: &str = "/api/v1/events";
@@ -151,20 +151,20 @@ fn same_origin(headers: &HeaderMap) -> bool {
     !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(host.trim())
 }
 
-/// The wire encoding a REST request's `Content-Type` names: `application/json` or
+/// The [`Encoding`] a REST request's `Content-Type` names: `application/json` or
 /// `application/proto` (also `application/protobuf` and `application/x-protobuf`), with any
 /// parameters (`; charset=utf-8`) and in any case. `None` for anything else, or no header.
 /// (Raccoon matched the whole header value exactly, so `application/json; charset=utf-8` failed.)
-pub fn rest_wire(headers: &HeaderMap) -> Option<Wire> {
+pub fn rest_encoding(headers: &HeaderMap) -> Option<Encoding> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     let media = value.split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/json") {
-        Some(Wire::Json)
+        Some(Encoding::Json)
     } else if ["application/proto", "application/protobuf", "application/x-protobuf"]
         .iter()
         .any(|m| media.eq_ignore_ascii_case(m))
     {
-        Some(Wire::Proto)
+        Some(Encoding::Proto)
     } else {
         None
     }
@@ -340,13 +340,13 @@ mod tests {
 
     #[test]
     fn content_types_with_parameters_and_aliases() {
-        let ct = |v: &str| rest_wire(&headers(&[("content-type", v)]));
-        assert_eq!(ct("application/json"), Some(Wire::Json));
-        assert_eq!(ct("Application/JSON; charset=utf-8"), Some(Wire::Json));
-        assert_eq!(ct("application/proto"), Some(Wire::Proto));
-        assert_eq!(ct("application/x-protobuf"), Some(Wire::Proto));
+        let ct = |v: &str| rest_encoding(&headers(&[("content-type", v)]));
+        assert_eq!(ct("application/json"), Some(Encoding::Json));
+        assert_eq!(ct("Application/JSON; charset=utf-8"), Some(Encoding::Json));
+        assert_eq!(ct("application/proto"), Some(Encoding::Proto));
+        assert_eq!(ct("application/x-protobuf"), Some(Encoding::Proto));
         assert_eq!(ct("text/plain"), None);
         assert_eq!(ct("application/jsonx"), None);
-        assert_eq!(rest_wire(&HeaderMap::new()), None);
+        assert_eq!(rest_encoding(&HeaderMap::new()), None);
     }
 }

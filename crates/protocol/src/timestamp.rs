@@ -1,6 +1,6 @@
 //! RFC 3339 timestamps as protobuf's canonical JSON writes `google.protobuf.Timestamp`
 //! (`"2023-07-22T10:00:00.123Z"`, `"2023-07-22T12:00:00+02:00"`), parsed into
-//! `prost_types::Timestamp` without allocating.
+//! [`prost_types::Timestamp`] without allocating.
 //!
 //! Accepted: `YYYY-MM-DD`, `T` (or `t`), `HH:MM:SS`, an optional fraction of 1 to 9 digits, then
 //! `Z` (or `z`) or a `+HH:MM`/`-HH:MM` offset. Years 0001 to 9999 (the range protobuf defines for

@@ -152,7 +152,7 @@ impl DeliveryContext {
                 // EVENT_ACK=0: the client was already told "success"; this is data loss. Rate
                 // limited: a broker outage fails every batch.
                 if let Some(suppressed) = self.lost_log.allow() {
-                    tracing::error!(shard = %batch.token.shard, conn = %batch.token.conn, %detail, suppressed, "events lost after ack on receipt");
+                    tracing::error!(shard = %batch.token.shard, conn = %batch.token.sink, %detail, suppressed, "events lost after ack on receipt");
                 }
             }
             return;
@@ -227,11 +227,11 @@ impl ProducerContext for DeliveryContext {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use raccoon_core::handoff::{ConnId, Seq, ShardId};
+    use raccoon_core::handoff::{Seq, ShardId, SinkId};
 
     fn batch(events: usize) -> Batch {
         Batch {
-            token: AckToken { shard: ShardId(1), conn: ConnId(2), seq: Seq(3) },
+            token: AckToken { shard: ShardId(1), sink: SinkId(2), seq: Seq(3) },
             req_guid: "guid".into(),
             events: (0..events)
                 .map(|_| EventRecord { event_type: Bytes::from_static(b"t"), payload: Bytes::from_static(b"p") })

@@ -99,7 +99,7 @@ impl LogWorker {
             if let DeliveryOutcome::Failed(detail) = &outcome {
                 // EVENT_ACK=0: the client was already told "success".
                 if let Some(suppressed) = self.lost_log.allow() {
-                    tracing::error!(shard = %batch.token.shard, conn = %batch.token.conn, %detail, suppressed, "events lost after ack on receipt");
+                    tracing::error!(shard = %batch.token.shard, conn = %batch.token.sink, %detail, suppressed, "events lost after ack on receipt");
                 }
             }
             return;
@@ -155,7 +155,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use prost::Message as _;
-    use raccoon_core::handoff::{AckToken, ConnId, Handoff, Offer, Seq, ShardId};
+    use raccoon_core::handoff::{AckToken, Handoff, Offer, Seq, ShardId, SinkId};
     use raccoon_protocol::pb;
     use std::num::NonZeroUsize;
 
@@ -198,7 +198,7 @@ mod tests {
 
     fn batch(wants_ack: bool, payload: &[u8]) -> Batch {
         Batch {
-            token: AckToken { shard: ShardId(1), conn: ConnId(7), seq: Seq(3) },
+            token: AckToken { shard: ShardId(1), sink: SinkId(7), seq: Seq(3) },
             req_guid: "guid-1".into(),
             events: vec![event("page", payload.to_vec())],
             wants_ack,
@@ -226,8 +226,8 @@ mod tests {
             panic!("expected two acks: {acks:?}");
         };
         assert_eq!(
-            (ok.token.conn, ok.req_guid.as_str(), &ok.outcome),
-            (ConnId(7), "guid-1", &DeliveryOutcome::Delivered)
+            (ok.token.sink, ok.req_guid.as_str(), &ok.outcome),
+            (SinkId(7), "guid-1", &DeliveryOutcome::Delivered)
         );
         let DeliveryOutcome::Failed(detail) = &failed.outcome else {
             panic!("expected a failure: {failed:?}");

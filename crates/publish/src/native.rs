@@ -217,7 +217,7 @@ impl Drop for TopicBatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raccoon_core::handoff::{AckToken, Batch, ConnId, EventRecord, Seq, ShardId};
+    use raccoon_core::handoff::{AckToken, Batch, EventRecord, Seq, ShardId, SinkId};
     use raccoon_core::topic::TopicPattern;
     use rdkafka::config::ClientConfig;
     use std::time::Instant;
@@ -237,7 +237,7 @@ mod tests {
 
     fn in_flight(events: usize) -> Arc<InFlight> {
         let batch = Batch {
-            token: AckToken { shard: ShardId(0), conn: ConnId(1), seq: Seq(2) },
+            token: AckToken { shard: ShardId(0), sink: SinkId(1), seq: Seq(2) },
             req_guid: "guid".into(),
             events: (0..events)
                 .map(|_| EventRecord { event_type: bytes::Bytes::from_static(b"t"), payload: bytes::Bytes::new() })

@@ -107,10 +107,10 @@ pub(crate) async fn publish_request(
         return Reply::success(decoded.req_guid);
     }
     let wants_ack = shard.config().ack_mode == AckMode::OnDelivery;
-    // Every request is a connection of its own in the ack router: its outcome comes back to it.
+    // Every request is a sink of its own in the ack router: its outcome comes back to it.
     let pending = wants_ack.then(|| shard.await_ack());
-    let conn = pending.as_ref().map_or_else(|| shard.next_conn_id(), |p| p.conn());
-    let token = AckToken { shard: shard.id(), conn, seq: Seq(0) };
+    let sink = pending.as_ref().map_or_else(|| shard.next_sink_id(), |p| p.sink());
+    let token = AckToken { shard: shard.id(), sink, seq: Seq(0) };
     let (batch_guid, reply_guid) =
         if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
     let batch =
@@ -145,7 +145,7 @@ mod tests {
     use crossbeam_channel::Receiver;
     use glommio::{LocalExecutorBuilder, Placement};
 
-    use raccoon_core::handoff::{Ack, ConnId, EventRecord, Handoff, ShardId, ShardMsg};
+    use raccoon_core::handoff::{Ack, EventRecord, Handoff, ShardId, ShardMsg, SinkId};
     use raccoon_core::health::Health;
     use raccoon_core::topic::TopicPattern;
     use raccoon_metrics::LocalMetrics;
@@ -156,7 +156,7 @@ mod tests {
 
     use super::*;
     use crate::registry::Registry;
-    use crate::shard::ConnSink;
+    use crate::shard::AckSink;
     use crate::{ServerConfig, ShardConfig};
 
     fn config(ack_mode: AckMode) -> ShardConfig {
@@ -307,7 +307,7 @@ mod tests {
     fn a_full_queue_is_waited_out_and_a_stopped_publisher_hands_the_batch_back() {
         on_a_shard(AckMode::OnReceipt, 1, |shard, queue| async move {
             let batch = |guid: &str| Batch {
-                token: AckToken { shard: ShardId(3), conn: ConnId(1), seq: Seq(0) },
+                token: AckToken { shard: ShardId(3), sink: SinkId(1), seq: Seq(0) },
                 req_guid: guid.into(),
                 events: Vec::new(),
                 wants_ack: false,
@@ -337,7 +337,7 @@ mod tests {
         going_away: std::cell::Cell<bool>,
     }
 
-    impl ConnSink for Sink {
+    impl AckSink for Sink {
         fn deliver(&self, ack: Ack) {
             self.acks.borrow_mut().push(ack);
         }
@@ -351,17 +351,17 @@ mod tests {
         on_a_shard(AckMode::OnDelivery, 4, |shard, _queue| async move {
             let sink = Rc::new(Sink::default());
             let identity = Identity { user: "u".into(), group: "g".into(), anonymous: false };
-            let (conn, _, _admission) = shard.register(Rc::clone(&sink) as Rc<dyn ConnSink>, &identity).unwrap();
+            let (conn, _, _admission) = shard.register(Rc::clone(&sink) as Rc<dyn AckSink>, &identity).unwrap();
             let ack = |conn| {
                 ShardMsg::Ack(Ack {
-                    token: AckToken { shard: ShardId(3), conn, seq: Seq(7) },
+                    token: AckToken { shard: ShardId(3), sink: conn, seq: Seq(7) },
                     req_guid: "w-1".into(),
                     outcome: DeliveryOutcome::Delivered,
                     received_at: Instant::now(),
                 })
             };
             assert!(shard.route(ack(conn)));
-            assert!(shard.route(ack(ConnId(conn.0 + 100))), "an unknown connection's ack is dropped");
+            assert!(shard.route(ack(SinkId(conn.0 + 100))), "an unknown connection's ack is dropped");
             assert_eq!(sink.acks.borrow().len(), 1);
             assert_eq!(sink.acks.borrow()[0].token.seq, Seq(7));
             shard.unregister(conn);

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
 
 use super::recorder::Recorder;
-use crate::send::{Transport, WireEncoding};
+use crate::send::{EncodingArg, Transport};
 
 /// How a connection paces its batches.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +44,7 @@ impl Pace {
 pub(crate) struct Plan {
     pub(crate) url: String,
     pub(crate) transport: Transport,
-    pub(crate) encoding: WireEncoding,
+    pub(crate) encoding: EncodingArg,
     pub(crate) pace: Pace,
     pub(crate) events: Arc<Vec<Event>>,
     pub(crate) timeout: Duration,

@@ -25,7 +25,7 @@ use clap::Args;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::procfs::{self, Pid};
-use crate::send::{server_url, Transport, WireEncoding};
+use crate::send::{server_url, EncodingArg, Transport};
 use crate::workload::WorkloadArgs;
 use conn::{Pace, Plan};
 use recorder::Recorder;
@@ -49,8 +49,8 @@ pub struct LoadArgs {
     #[arg(long, value_enum, default_value_t = Transport::Ws)]
     transport: Transport,
     /// The requests' encoding (gRPC: proto only).
-    #[arg(long, short = 'e', value_enum, default_value_t = WireEncoding::Proto)]
-    encoding: WireEncoding,
+    #[arg(long, short = 'e', value_enum, default_value_t = EncodingArg::Proto)]
+    encoding: EncodingArg,
     /// Connections (clients).
     #[arg(long, short = 'c', default_value_t = 10)]
     connections: usize,
@@ -108,7 +108,7 @@ impl LoadArgs {
         if self.threads == 0 || self.threads > 256 {
             return Err(format!("--threads {} is not 1..=256", self.threads));
         }
-        if self.transport == Transport::Grpc && self.encoding == WireEncoding::Json {
+        if self.transport == Transport::Grpc && self.encoding == EncodingArg::Json {
             return Err("gRPC carries protobuf only: drop --encoding json".into());
         }
         if self.source_ips == Some(0) || self.source_ips == Some(255) {

@@ -8,14 +8,14 @@ use super::conn::Pace;
 use super::recorder::Counts;
 use crate::latency::Latencies;
 use crate::procfs::Usage;
-use crate::send::{Transport, WireEncoding};
+use crate::send::{EncodingArg, Transport};
 use crate::workload::WorkloadArgs;
 
 /// Everything a run measured.
 #[derive(Debug)]
 pub(crate) struct Report {
     pub(crate) transport: Transport,
-    pub(crate) encoding: WireEncoding,
+    pub(crate) encoding: EncodingArg,
     pub(crate) url: String,
     pub(crate) connections: usize,
     pub(crate) opened: usize,

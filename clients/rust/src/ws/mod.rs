@@ -7,21 +7,26 @@
 //!
 //! - **Ack stream, drop policy.** The stream is bounded (its capacity is the subscriber's
 //!   choice). The connection never waits for its reader: an ack that finds the buffer full is
-//!   dropped and counted ([`StatsSnapshot::acks_dropped`]); a waiting `send_and_wait` still gets
+//!   dropped and counted ([`StatsSnapshot::acks_dropped`]); a waiting [`send_and_wait`] still gets
 //!   its outcome. Without a subscriber, acks are not kept. One subscriber at a time: subscribing
 //!   again ends the earlier stream.
-//! - **Pings.** The client pings every `ping_interval` (default 10 s) and answers the server's
+//! - **Pings.** The client pings every [`ping_interval`] (default 10 s) and answers the server's
 //!   pings, so the server's pong-wait rule never drops it.
 //! - **Reconnects and retries.** When the connection is lost, the client reconnects with the
-//!   retry policy's backoff, up to `reconnect_attempts` times (default 10), and writes again every
+//!   retry policy's backoff, up to [`reconnect_attempts`] times (default 10), and writes again every
 //!   batch still unanswered, with its `req_guid`, while its retries last (then it fails with
 //!   [`Error::Transport`]). A reply with `CODE_INTERNAL_ERROR` (3) is retried the same way after
-//!   a backoff. A batch with no reply within `timeout` on a live connection fails with
+//!   a backoff. A batch with no reply within [`timeout`] on a live connection fails with
 //!   [`Error::Timeout`] and is not sent again (the server may still be working on it).
 //! - **Refusals.** Codes 4 (connection limit) and 5 (duplicate user id) and close 1008 end the
 //!   client: every unanswered batch, and every later `send`, fails with [`Error::Rejected`].
 //! - **Close.** [`WsClient::close`] (or dropping every clone) waits, up to `timeout`, for the
 //!   replies of batches in flight, then closes with 1000.
+//!
+//! [`send_and_wait`]: WsClient::send_and_wait
+//! [`ping_interval`]: WsBuilder::ping_interval
+//! [`reconnect_attempts`]: WsBuilder::reconnect_attempts
+//! [`timeout`]: WsBuilder::timeout
 
 mod conn;
 
@@ -150,7 +155,7 @@ pub struct WsBuilder {
 impl WsBuilder {
     common_builder_methods!();
 
-    /// Frames: binary protobuf (default, [`Encoding::Protobuf`]) or text JSON.
+    /// Frames: binary protobuf (default, [`Encoding::Proto`]) or text JSON.
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
         self
@@ -284,7 +289,7 @@ impl WsClient {
         let queued = Instant::now();
         let bytes = wire::encode(&batch, self.shared.encoding);
         let frame = match self.shared.encoding {
-            Encoding::Protobuf => Message::Binary(bytes),
+            Encoding::Proto => Message::Binary(bytes),
             Encoding::Json => Message::Text(
                 tungstenite::Utf8Bytes::try_from(bytes).map_err(|e| Error::Config(format!("JSON frame: {e}")))?,
             ),

@@ -32,7 +32,7 @@ use raccoon_protocol::batch::BatchError;
 use raccoon_protocol::pb::Code;
 use raccoon_protocol::reply::{unix_now_secs, Reply};
 use raccoon_protocol::routing;
-use raccoon_protocol::Wire;
+use raccoon_protocol::Encoding;
 
 /// Raccoon's reason, exactly, for a body that is not a `SendEventRequest` (or could not be
 /// read); the detail goes to [`routing::ERROR_DETAIL_HEADER`] and the debug log.
@@ -57,7 +57,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
     let server = &shard.config().server;
     let group_name = server.identity.from_headers(request.headers()).group;
     let group = shard.metrics().borrow_mut().client_tag(&group_name);
-    let Some(wire) = routing::rest_wire(request.headers()) else {
+    let Some(encoding) = routing::rest_encoding(request.headers()) else {
         record_refused(shard, group, shard.tags().unknown_content_type);
         let given = request.headers().get(header::CONTENT_TYPE);
         let detail = match given.map(HeaderValue::to_str) {
@@ -70,12 +70,12 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
         // The body is always JSON, as Raccoon's: the client's encoding is what is unknown. Its
         // Content-Type echoes the request's, as Raccoon's; with none, it names what the body is
         // (Raccoon sent an empty Content-Type, which names nothing).
-        return with_detail(respond(StatusCode::BAD_REQUEST, Wire::Json, given.cloned(), &reply), &detail);
+        return with_detail(respond(StatusCode::BAD_REQUEST, Encoding::Json, given.cloned(), &reply), &detail);
     };
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     if shard.draining() {
         let reply = Reply::request_error(Code::InternalError, "the server is shutting down".to_owned());
-        return respond(StatusCode::SERVICE_UNAVAILABLE, wire, content_type, &reply);
+        return respond(StatusCode::SERVICE_UNAVAILABLE, encoding, content_type, &reply);
     }
     let body = match read_body(request.into_body(), server.max_body_bytes, server.body_timeout).await {
         Ok(body) => body,
@@ -99,7 +99,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
                     (StatusCode::INTERNAL_SERVER_ERROR, Code::InternalError, DESERIALIZATION_FAILURE.to_owned())
                 }
             };
-            let mut response = respond(status, wire, content_type, &Reply::request_error(code, reason));
+            let mut response = respond(status, encoding, content_type, &Reply::request_error(code, reason));
             if let Some(detail) = detail {
                 response = with_detail(response, &detail);
             }
@@ -108,18 +108,18 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
             return response;
         }
     };
-    let decoded = match wire.decode(body, &shard.config().topic_pattern) {
+    let decoded = match encoding.decode(body, &shard.config().topic_pattern) {
         Ok(decoded) => decoded,
         Err(error @ BatchError::InvalidType { .. }) => {
             record_refused(shard, group, shard.tags().serde);
             let reply = Reply::bad_request(error.req_guid().to_owned(), error.to_string());
-            return respond(StatusCode::BAD_REQUEST, wire, content_type, &reply);
+            return respond(StatusCode::BAD_REQUEST, encoding, content_type, &reply);
         }
         Err(error) => {
             record_refused(shard, group, shard.tags().serde);
             tracing::debug!(%error, "REST body refused");
             let reply = Reply::request_error(Code::BadRequest, DESERIALIZATION_FAILURE.to_owned());
-            return with_detail(respond(StatusCode::BAD_REQUEST, wire, content_type, &reply), &error.to_string());
+            return with_detail(respond(StatusCode::BAD_REQUEST, encoding, content_type, &reply), &error.to_string());
         }
     };
     let reply = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at).await;
@@ -129,7 +129,7 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
         Code::BadRequest => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    respond(status, wire, content_type, &reply)
+    respond(status, encoding, content_type, &reply)
 }
 
 /// Reads the whole body, refusing it as soon as it is known to exceed `max` bytes.
@@ -172,15 +172,15 @@ fn with_detail(mut response: Response<Body>, detail: &str) -> Response<Body> {
     response
 }
 
-/// A response carrying `reply` in `wire`'s encoding. Its `Content-Type` echoes the request's
+/// A response carrying `reply` in `encoding`. Its `Content-Type` echoes the request's
 /// (as Raccoon's), or names the encoding when the request had none.
-fn respond(status: StatusCode, wire: Wire, content_type: Option<HeaderValue>, reply: &Reply) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from(reply.encode(wire, unix_now_secs()))));
+fn respond(status: StatusCode, encoding: Encoding, content_type: Option<HeaderValue>, reply: &Reply) -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from(reply.encode(encoding, unix_now_secs()))));
     *response.status_mut() = status;
     let content_type = content_type.unwrap_or_else(|| {
-        HeaderValue::from_static(match wire {
-            Wire::Proto => "application/proto",
-            Wire::Json => "application/json",
+        HeaderValue::from_static(match encoding {
+            Encoding::Proto => "application/proto",
+            Encoding::Json => "application/json",
         })
     });
     response.headers_mut().insert(header::CONTENT_TYPE, content_type);

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use glommio::channels::local_channel::LocalSender;
 
-use raccoon_core::handoff::{Ack, ConnId, Handoff, ShardId};
+use raccoon_core::handoff::{Ack, Handoff, ShardId, SinkId};
 use raccoon_core::health::Health;
 use raccoon_metrics::{LocalMetrics, Tag};
 use raccoon_protocol::cors::CorsPolicy;
@@ -25,7 +25,7 @@ use crate::registry::Registry;
 use crate::ShardConfig;
 use table::ConnEntry;
 
-pub(crate) use table::ConnSink;
+pub(crate) use table::AckSink;
 
 /// What a shard hands back when it stops.
 #[derive(Debug, Default, Clone, Copy)]
@@ -51,8 +51,8 @@ pub(crate) struct Shard {
     /// The one buffer every WebSocket of the shard reads its socket into
     /// (`SERVER_WEBSOCKET_READ_BUFFER_SIZE`); borrowed for one read at a time.
     ws_read_buffer: RefCell<Box<[u8]>>,
-    conns: RefCell<HashMap<ConnId, ConnEntry>>,
-    next_conn: Cell<u64>,
+    conns: RefCell<HashMap<SinkId, ConnEntry>>,
+    next_sink: Cell<u64>,
     stats: RefCell<ShardSummary>,
     /// This shard's metrics; borrowed only for the duration of one recording, never across an
     /// `.await`.
@@ -77,7 +77,7 @@ pub(crate) struct Shard {
     /// HTTP and gRPC connections open on this shard; shutdown waits for them to close.
     http_open: Cell<usize>,
     /// REST and gRPC requests waiting for their batch's delivery outcome.
-    requests: RefCell<HashMap<ConnId, LocalSender<Ack>>>,
+    requests: RefCell<HashMap<SinkId, LocalSender<Ack>>>,
     /// Open connections and identifiers of all shards.
     registry: Arc<Registry>,
     /// Groups that had a connection on this shard (their gauge stays, at 0 when empty).
@@ -138,7 +138,7 @@ impl Shard {
             http_open: Cell::new(0),
             requests: RefCell::new(HashMap::new()),
             conns: RefCell::new(HashMap::new()),
-            next_conn: Cell::new(0),
+            next_sink: Cell::new(0),
             stats: RefCell::new(ShardSummary::default()),
             metrics: RefCell::new(metrics),
             tags,

@@ -1,8 +1,10 @@
 //! The connection table and the ack router: which WebSocket connection or waiting REST or gRPC
 //! request an [`Ack`] coming back from the publishers goes to.
 //!
-//! The table knows a WebSocket connection only as a [`ConnSink`], what its writer's queue offers
-//! the router and shutdown; so the shard's core does not depend on the WebSocket transport.
+//! The table knows a WebSocket connection only as an [`AckSink`], what its writer's queue offers
+//! the router and shutdown; so the shard's core does not depend on the WebSocket transport. A
+//! WebSocket connection and a waiting request each have a [`SinkId`], the id an [`Ack`]'s token
+//! names.
 //!
 //! Lives on: owning shard (!Send).
 
@@ -11,15 +13,15 @@ use std::time::Instant;
 
 use glommio::channels::local_channel::{self, LocalReceiver};
 
-use raccoon_core::handoff::{Ack, ConnId, ShardMsg};
+use raccoon_core::handoff::{Ack, ShardMsg, SinkId};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::identity::Identity;
 
 use super::Shard;
 use crate::registry::{Admission, RegistryError};
 
-/// How the router and shutdown reach a WebSocket connection.
-pub(crate) trait ConnSink {
+/// How the router and shutdown reach a WebSocket connection: where its acks go.
+pub(crate) trait AckSink {
     /// Hands the connection a delivery outcome for one of its batches.
     fn deliver(&self, ack: Ack);
     /// Tells the connection to finish its in-flight batches and close with 1001.
@@ -28,7 +30,7 @@ pub(crate) trait ConnSink {
 
 /// What the shard's router needs to reach a connection.
 pub(super) struct ConnEntry {
-    pub(super) sink: Rc<dyn ConnSink>,
+    pub(super) sink: Rc<dyn AckSink>,
     pub(super) reader: Option<glommio::task::JoinHandle<()>>,
     pub(super) group: Tag,
     pub(super) opened: Instant,
@@ -43,9 +45,9 @@ impl Shard {
     /// ends.
     pub(crate) fn register(
         &self,
-        sink: Rc<dyn ConnSink>,
+        sink: Rc<dyn AckSink>,
         identity: &Identity,
-    ) -> Result<(ConnId, Tag, Rc<Admission>), RegistryError> {
+    ) -> Result<(SinkId, Tag, Rc<Admission>), RegistryError> {
         let mut metrics = self.metrics.borrow_mut();
         let group = metrics.client_tag(&identity.group);
         let admitted = if identity.anonymous {
@@ -63,14 +65,14 @@ impl Shard {
             }
         };
         metrics.add(MetricId::ConnSuccess, tags([group]), 1);
-        let id = self.next_conn_id();
+        let id = self.next_sink_id();
         let entry = ConnEntry { sink, reader: None, group, opened: Instant::now(), admission: Rc::clone(&admission) };
         self.conns.borrow_mut().insert(id, entry);
         self.stats.borrow_mut().connections += 1;
         Ok((id, group, admission))
     }
 
-    pub(crate) fn set_reader(&self, conn: ConnId, reader: glommio::task::JoinHandle<()>) {
+    pub(crate) fn set_reader(&self, conn: SinkId, reader: glommio::task::JoinHandle<()>) {
         if let Some(entry) = self.conns.borrow_mut().get_mut(&conn) {
             entry.reader = Some(reader);
         }
@@ -78,7 +80,7 @@ impl Shard {
 
     /// Forgets a connection, releases its identifier (if the connection did not already) and
     /// stops its reader if it is still running.
-    pub(crate) fn unregister(&self, conn: ConnId) {
+    pub(crate) fn unregister(&self, conn: SinkId) {
         let Some(entry) = self.conns.borrow_mut().remove(&conn) else { return };
         entry.admission.release();
         self.metrics.borrow_mut().record(MetricId::SessionDuration, tags([entry.group]), entry.opened.elapsed());
@@ -91,13 +93,13 @@ impl Shard {
     pub(crate) fn route(&self, msg: ShardMsg) -> bool {
         match msg {
             ShardMsg::Ack(ack) => {
-                if let Some(entry) = self.conns.borrow().get(&ack.token.conn) {
+                if let Some(entry) = self.conns.borrow().get(&ack.token.sink) {
                     entry.sink.deliver(ack);
-                } else if let Some(request) = self.requests.borrow_mut().remove(&ack.token.conn) {
+                } else if let Some(request) = self.requests.borrow_mut().remove(&ack.token.sink) {
                     // Capacity 1, and one ack per request: never full.
                     let _ = request.try_send(ack);
                 } else {
-                    tracing::debug!(shard = %self.id, conn = %ack.token.conn, "ack for a closed connection");
+                    tracing::debug!(shard = %self.id, conn = %ack.token.sink, "ack for a closed connection");
                 }
                 true
             }
@@ -111,19 +113,19 @@ impl Shard {
         self.registry.anonymous_name()
     }
 
-    /// A fresh connection id (also given to each REST and gRPC request).
-    pub(crate) fn next_conn_id(&self) -> ConnId {
-        let id = ConnId(self.next_conn.get());
-        self.next_conn.set(id.0 + 1);
+    /// A fresh sink id, for a WebSocket connection or a REST or gRPC request.
+    pub(crate) fn next_sink_id(&self) -> SinkId {
+        let id = SinkId(self.next_sink.get());
+        self.next_sink.set(id.0 + 1);
         id
     }
 
-    /// Registers a request that waits for its batch's outcome under a fresh connection id.
+    /// Registers a request that waits for its batch's outcome under a fresh sink id.
     pub(crate) fn await_ack(self: &Rc<Self>) -> PendingAck {
-        let conn = self.next_conn_id();
+        let sink = self.next_sink_id();
         let (tx, rx) = local_channel::new_bounded(1);
-        self.requests.borrow_mut().insert(conn, tx);
-        PendingAck { shard: Rc::clone(self), conn, rx }
+        self.requests.borrow_mut().insert(sink, tx);
+        PendingAck { shard: Rc::clone(self), sink, rx }
     }
 }
 
@@ -133,14 +135,14 @@ impl Shard {
 /// Lives on: owning shard (!Send).
 pub(crate) struct PendingAck {
     shard: Rc<Shard>,
-    conn: ConnId,
+    sink: SinkId,
     rx: LocalReceiver<Ack>,
 }
 
 impl PendingAck {
-    /// The connection id the batch carries in its token.
-    pub(crate) fn conn(&self) -> ConnId {
-        self.conn
+    /// The sink id the batch carries in its token.
+    pub(crate) fn sink(&self) -> SinkId {
+        self.sink
     }
 
     /// The outcome; `None` only if the shard stopped routing.
@@ -151,6 +153,6 @@ impl PendingAck {
 
 impl Drop for PendingAck {
     fn drop(&mut self) {
-        self.shard.requests.borrow_mut().remove(&self.conn);
+        self.shard.requests.borrow_mut().remove(&self.sink);
     }
 }

@@ -49,7 +49,7 @@ use raccoon_protocol::websocket::FrameReader;
 
 use crate::dedup::Dedup;
 use crate::registry::RegistryError;
-use crate::shard::{ConnSink, Shard};
+use crate::shard::{AckSink, Shard};
 use keepalive::{Keepalive, Liveness};
 use outbound::Outbound;
 use queue::Queue;
@@ -73,7 +73,7 @@ pub(crate) fn start(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identi
     frames.push(&leftover);
     drop(leftover);
     let (out_tx, out_rx) = Queue::new();
-    let (conn, group, admission) = match shard.register(Rc::clone(&out_tx) as Rc<dyn ConnSink>, &identity) {
+    let (conn, group, admission) = match shard.register(Rc::clone(&out_tx) as Rc<dyn AckSink>, &identity) {
         Ok(admitted) => admitted,
         Err(refused) => {
             let shard_id = shard.id();

@@ -12,10 +12,10 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use raccoon_core::handoff::Ack;
 use raccoon_protocol::reply::Reply;
 use raccoon_protocol::websocket::FrameError;
-use raccoon_protocol::Wire;
+use raccoon_protocol::Encoding;
 
 use super::queue::Queue;
-use crate::shard::ConnSink;
+use crate::shard::AckSink;
 
 /// The shared sending side of a connection's [`Outbound`] queue (reader, router, drain timer).
 pub(crate) type OutboundTx = Rc<Queue<Outbound>>;
@@ -24,7 +24,7 @@ pub(crate) type OutboundTx = Rc<Queue<Outbound>>;
 pub(crate) enum Outbound {
     /// A reply the reader produced (decode error, ack on receipt), and when its batch was
     /// received if it answers one. Returns one permit.
-    Reply(Reply, Wire, Option<Instant>),
+    Reply(Reply, Encoding, Option<Instant>),
     /// A delivery outcome from Kafka (`EVENT_ACK=1`). Returns one permit.
     Delivery(Ack),
     /// The client pinged: answer the latest ping ([`ConnShared::ping`](super::shared::ConnShared::ping)). At most one is queued at
@@ -74,7 +74,7 @@ impl ReaderEnd {
 
 /// How the shard's ack router and shutdown reach a WebSocket connection: through its writer's
 /// queue.
-impl ConnSink for Queue<Outbound> {
+impl AckSink for Queue<Outbound> {
     fn deliver(&self, ack: Ack) {
         // Unbounded, but bounded by construction: at most SERVER_WEBSOCKET_MAX_INFLIGHT_BATCHES
         // replies per connection.

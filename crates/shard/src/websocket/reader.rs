@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use raccoon_core::handoff::{AckToken, Batch, ConnId, Offer, Seq};
+use raccoon_core::handoff::{AckToken, Batch, Offer, Seq, SinkId};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::reply::Reply;
 use raccoon_protocol::websocket::{FrameReader, Incoming};
-use raccoon_protocol::Wire;
+use raccoon_protocol::Encoding;
 
 use super::outbound::{Outbound, OutboundTx, ReaderEnd};
 use super::shared::ConnShared;
@@ -30,7 +30,7 @@ use crate::AckMode;
 /// no copies of its arguments.
 pub(super) struct Reader {
     pub(super) shard: Rc<Shard>,
-    pub(super) conn: ConnId,
+    pub(super) conn: SinkId,
     /// The group's metric tag on this shard.
     pub(super) group: Tag,
     /// The group's name, carried by every batch for the publisher's metrics.
@@ -95,9 +95,9 @@ impl Reader {
                 }
                 Err(error) => return ReaderEnd::from_frame(&error),
             };
-            let (wire, frame) = match incoming {
-                Incoming::Binary(frame) => (Wire::Proto, frame),
-                Incoming::Text(text) => (Wire::Json, text),
+            let (encoding, frame) = match incoming {
+                Incoming::Binary(frame) => (Encoding::Proto, frame),
+                Incoming::Text(text) => (Encoding::Json, text),
                 Incoming::Ping(payload) => {
                     if self.shared.ping.replace(Some(payload)).is_none() {
                         self.out.push(Outbound::Pong);
@@ -114,7 +114,7 @@ impl Reader {
             let Ok(permit) = shared.permits.acquire_permit(1).await else {
                 return ReaderEnd::PeerClosed;
             };
-            let (reply, received) = match self.handle_batch(frame, wire) {
+            let (reply, received) = match self.handle_batch(frame, encoding) {
                 Handled::Answer(reply, received) => (reply, received),
                 // Boxed: an idle reader's task does not carry the wait's state.
                 Handled::QueueFull(held) => Box::pin(self.when_queued(held)).await,
@@ -125,17 +125,17 @@ impl Reader {
             // it, and the closing handshake would not wait for a reply that can never come.
             std::mem::forget(permit);
             if let Some(reply) = reply {
-                self.out.push(Outbound::Reply(reply, wire, received));
+                self.out.push(Outbound::Reply(reply, encoding, received));
             }
         }
     }
 
     /// Decodes and queues one batch, without waiting.
-    fn handle_batch(&mut self, frame: Bytes, wire: Wire) -> Handled {
+    fn handle_batch(&mut self, frame: Bytes, encoding: Encoding) -> Handled {
         let shard = &*self.shard;
         let received_at = Instant::now();
         let conn = self.conn;
-        let decoded = match wire.decode(frame, &shard.config().topic_pattern) {
+        let decoded = match encoding.decode(frame, &shard.config().topic_pattern) {
             Ok(decoded) => decoded,
             Err(error) => {
                 record_refused(shard, self.group, shard.tags().serde);
@@ -168,9 +168,9 @@ impl Reader {
             return Handled::Answer(Some(Reply::success(decoded.req_guid)), Some(received_at));
         }
         let wants_ack = shard.config().ack_mode == AckMode::OnDelivery;
-        let token = AckToken { shard: shard.id(), conn, seq: Seq(self.next_seq) };
+        let token = AckToken { shard: shard.id(), sink: conn, seq: Seq(self.next_seq) };
         self.next_seq += 1;
-        if wants_ack && wire == Wire::Json {
+        if wants_ack && encoding == Encoding::Json {
             self.shared.json_in_flight.borrow_mut().insert(token.seq);
         }
         // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.

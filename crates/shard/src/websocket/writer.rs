@@ -19,11 +19,11 @@ use std::time::Instant;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
-use raccoon_core::handoff::{Ack, ConnId, DeliveryOutcome};
+use raccoon_core::handoff::{Ack, DeliveryOutcome, SinkId};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::reply::{unix_now_secs, Reply};
 use raccoon_protocol::websocket::{encode, encode_close, encode_with};
-use raccoon_protocol::Wire;
+use raccoon_protocol::Encoding;
 
 use super::close::{CloseFrame, Closing, Step};
 use super::keepalive::{Keepalive, KeepaliveAction};
@@ -40,7 +40,7 @@ const PING_PAYLOAD: &[u8] = b"--ping--";
 /// (and the writer is dropped), the connection is unregistered and its reader stops.
 pub(super) struct Writer {
     pub(super) shard: Rc<Shard>,
-    pub(super) conn: ConnId,
+    pub(super) conn: SinkId,
     pub(super) shared: Rc<ConnShared>,
     pub(super) out_tx: OutboundTx,
     pub(super) out_rx: Receiver<Outbound>,
@@ -171,7 +171,7 @@ impl Writer {
     fn gather(&self, mut message: Outbound, gathered: &mut Gathered, write_cap: usize) -> Option<Outbound> {
         loop {
             match message {
-                Outbound::Reply(reply, wire, received) => self.reply(gathered, &reply, wire, received),
+                Outbound::Reply(reply, encoding, received) => self.reply(gathered, &reply, encoding, received),
                 Outbound::Delivery(ack) => self.delivery(gathered, ack),
                 Outbound::Pong => {
                     if let Some(payload) = self.shared.ping.take() {
@@ -239,9 +239,9 @@ impl Writer {
         result
     }
 
-    fn reply(&self, gathered: &mut Gathered, reply: &Reply, wire: Wire, received: Option<Instant>) {
+    fn reply(&self, gathered: &mut Gathered, reply: &Reply, encoding: Encoding, received: Option<Instant>) {
         let now = *gathered.now.get_or_insert_with(unix_now_secs);
-        encode_reply(reply, wire, now, &mut gathered.out);
+        encode_reply(reply, encoding, now, &mut gathered.out);
         gathered.permits += 1;
         gathered.received.extend(received);
     }
@@ -249,17 +249,20 @@ impl Writer {
     /// Answers a batch with its Kafka outcome, and every copy of it that arrived meanwhile.
     fn delivery(&self, gathered: &mut Gathered, ack: Ack) {
         // The reply mirrors the frame type the batch came in.
-        let wire =
-            if self.shared.json_in_flight.borrow_mut().remove(&ack.token.seq) { Wire::Json } else { Wire::Proto };
+        let encoding = if self.shared.json_in_flight.borrow_mut().remove(&ack.token.seq) {
+            Encoding::Json
+        } else {
+            Encoding::Proto
+        };
         let delivered = ack.outcome == DeliveryOutcome::Delivered;
         let copies = self.shared.dedup.as_ref().map_or(0, |d| d.borrow_mut().settle(&ack.req_guid, delivered));
         let reply = match ack.outcome {
             DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
             DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
         };
-        self.reply(gathered, &reply, wire, Some(ack.received_at));
+        self.reply(gathered, &reply, encoding, Some(ack.received_at));
         for _ in 0..copies {
-            self.reply(gathered, &reply, wire, None);
+            self.reply(gathered, &reply, encoding, None);
         }
     }
 
@@ -284,13 +287,13 @@ impl Drop for Writer {
 }
 
 /// Appends a reply, sent at `now` (Unix seconds), as a binary (protobuf) or text (JSON) frame.
-fn encode_reply(reply: &Reply, wire: Wire, now: i64, out: &mut Vec<u8>) {
-    match wire {
-        Wire::Proto => {
+fn encode_reply(reply: &Reply, encoding: Encoding, now: i64, out: &mut Vec<u8>) {
+    match encoding {
+        Encoding::Proto => {
             let len = reply.proto_len(now);
             encode_with(OpCode::Data(Data::Binary), len, out, |out| reply.encode_proto_into(now, out));
         }
-        Wire::Json => encode(OpCode::Data(Data::Text), reply.encode_json(now).as_bytes(), out),
+        Encoding::Json => encode(OpCode::Data(Data::Text), reply.encode_json(now).as_bytes(), out),
     }
 }
 
@@ -298,7 +301,7 @@ fn encode_reply(reply: &Reply, wire: Wire, now: i64, out: &mut Vec<u8>) {
 /// write within the write deadline; the caller drops the socket.
 pub(super) async fn write_refusal(socket: &WsSocket, reply: &Reply, reason: &str) {
     let mut out = Vec::new();
-    encode_reply(reply, Wire::Proto, unix_now_secs(), &mut out);
+    encode_reply(reply, Encoding::Proto, unix_now_secs(), &mut out);
     encode_close(CloseCode::Policy, reason, &mut out);
     socket.write_last(&out).await;
 }
