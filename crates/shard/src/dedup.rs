@@ -19,7 +19,7 @@
 //!   forgotten, so the client's next retry is published.
 //!
 //! Lives on: owning shard; shared by a connection's reader (which checks) and writer (which
-//! settles delivery outcomes) through a `RefCell`, never borrowed across an `.await`.
+//! settles delivery outcomes) through a [`RefCell`](std::cell::RefCell), never borrowed across an `.await`.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;

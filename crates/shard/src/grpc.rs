@@ -3,10 +3,10 @@
 //! knowledge, as Raccoon's plain `grpc.NewServer()`), its streams spawned as shard tasks.
 //!
 //! Outcomes, as Raccoon's handler (spec 1.6): a published batch gets the usual
-//! `SendEventResponse` with `grpc-status: 0` (also when Kafka failed it, with `EVENT_ACK=1`:
+//! [`SendEventResponse`](raccoon_protocol::pb::SendEventResponse) with `grpc-status: 0` (also when Kafka failed it, with `EVENT_ACK=1`:
 //! then `code` is `CODE_INTERNAL_ERROR`, and here the reason says why; Raccoon left it empty);
 //! a call without the connection id metadata ends with `UNKNOWN` "connection id header
-//! missing"; a body that is not a `SendEventRequest` with `INTERNAL`. Added: a message over
+//! missing"; a body that is not a [`SendEventRequest`](raccoon_protocol::pb::SendEventRequest) with `INTERNAL`. Added: a message over
 //! `SERVER_GRPC_MAX_MESSAGE_BYTES` ends with `RESOURCE_EXHAUSTED` before it is buffered, a
 //! compressed one with `UNIMPLEMENTED`, a call whose `grpc-timeout` passes before the outcome is
 //! known with `DEADLINE_EXCEEDED`, and calls during shutdown with `UNAVAILABLE`.

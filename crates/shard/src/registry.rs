@@ -10,7 +10,7 @@
 //! other connection can have its name.
 //!
 //! # Structure, and what else was weighed
-//! * The limit is one `AtomicUsize`: a compare-and-swap loop that never lets the count pass the
+//! * The limit is one [`AtomicUsize`]: a compare-and-swap loop that never lets the count pass the
 //!   limit. A connection whose identifier then turns out to be taken gives its slot back at once;
 //!   in that instant a concurrent newcomer may be refused as "full" although the table ends up
 //!   below the limit. Raccoon's single lock has no such window; it is microseconds wide here and
@@ -43,7 +43,7 @@ use thiserror::Error;
 /// it grows as connections arrive.
 pub(crate) const PRESIZED_IDENTIFIERS: usize = 1 << 10;
 
-/// 32 random bits, from the keys std draws for each `RandomState` (no generator is needed for
+/// 32 random bits, from the keys std draws for each [`RandomState`](std::hash::RandomState) (no generator is needed for
 /// a name that only has to differ between runs).
 fn random_u32() -> u32 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();

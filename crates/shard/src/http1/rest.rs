@@ -1,6 +1,6 @@
-//! The REST transport: `POST /api/v1/events` with a `SendEventRequest` body, protobuf
+//! The REST transport: `POST /api/v1/events` with a [`SendEventRequest`](raccoon_protocol::pb::SendEventRequest) body, protobuf
 //! (`Content-Type: application/proto`) or JSON (`application/json`), answered with a
-//! `SendEventResponse` in the same encoding, with the status codes of Raccoon's REST handler
+//! [`SendEventResponse`](raccoon_protocol::pb::SendEventResponse) in the same encoding, with the status codes of Raccoon's REST handler
 //! (spec 1.6): 200 on success, 400 for a bad content type or body, 500 when publishing failed.
 //! Added here: 413 for a body over `SERVER_HTTP_MAX_BODY_BYTES`, 408 for a body that does not
 //! arrive within `SERVER_HTTP_BODY_TIMEOUT_MS`, 503 while the server shuts down.
@@ -34,7 +34,7 @@ use raccoon_protocol::reply::{unix_now_secs, Reply};
 use raccoon_protocol::routing;
 use raccoon_protocol::Encoding;
 
-/// Raccoon's reason, exactly, for a body that is not a `SendEventRequest` (or could not be
+/// Raccoon's reason, exactly, for a body that is not a [`SendEventRequest`](raccoon_protocol::pb::SendEventRequest) (or could not be
 /// read); the detail goes to [`routing::ERROR_DETAIL_HEADER`] and the debug log.
 const DESERIALIZATION_FAILURE: &str = "deserialization failure";
 

@@ -5,7 +5,7 @@
 //! are copied into the connection's [`FrameReader`] before the borrow ends, so a connection waiting
 //! for its client holds no buffer at all (see [`raccoon_protocol::websocket`]). glommio's socket
 //! keeps separate readiness sources for reading and writing, so the reader and the writer poll
-//! the same socket without waiting for each other; the `RefCell` is borrowed within one poll only.
+//! the same socket without waiting for each other; the [`RefCell`] is borrowed within one poll only.
 //!
 //! Lives on: owning shard (!Send).
 
