@@ -128,9 +128,8 @@ pub fn run(args: CeilingArgs) -> ExitCode {
     };
     print!("{}", outcome.text);
     if let Some(path) = &json {
-        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&outcome.report).unwrap_or_default() + "\n") {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(3);
+        if let Err(code) = crate::write_json_report(path, &outcome.report) {
+            return code;
         }
     }
     if outcome.ok {

@@ -178,9 +178,8 @@ async fn hold(args: IdleArgs, file_limit: Option<u64>) -> ExitCode {
         println!("open failures: {failures:?}");
     }
     if let Some(path) = &args.json {
-        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&report).unwrap_or_default() + "\n") {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(3);
+        if let Err(code) = crate::write_json_report(path, &report) {
+            return code;
         }
     }
     if burst_failed > 0 {

@@ -30,3 +30,12 @@ pub fn parse_args<A: clap::Args>(command: &str, args: &[&str]) -> Result<A, clap
     let argv = std::iter::once(command).chain(args.iter().copied());
     <One<A> as clap::Parser>::try_parse_from(argv).map(|one| one.args)
 }
+
+/// Writes a command's `--json` report to `path`, pretty-printed; on failure says so on stderr
+/// and answers the exit status every command gives for it (3).
+fn write_json_report(path: &std::path::Path, report: &serde_json::Value) -> Result<(), std::process::ExitCode> {
+    std::fs::write(path, serde_json::to_string_pretty(report).unwrap_or_default() + "\n").map_err(|e| {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        std::process::ExitCode::from(3)
+    })
+}

@@ -159,10 +159,8 @@ pub fn run(args: LoadArgs) -> ExitCode {
     };
     print!("{}", report.text());
     if let Some(path) = &json {
-        let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, text + "\n") {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(3);
+        if let Err(code) = crate::write_json_report(path, &report.json()) {
+            return code;
         }
     }
     if report.total.errors > 0 || report.total.acked_events == 0 {
