@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use raccoon_config::keys::{self, KAFKA_BOOTSTRAP_SERVERS, KEYS};
@@ -138,7 +138,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     check_locked_memory(&config.server)?;
 
     // Signals are blocked from here on for every thread spawned later, and handled below.
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).context("cannot install signal handlers")?;
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2]).context("cannot install signal handlers")?;
 
     let server = &config.server;
     let listen = server.bind.resolve();
@@ -178,7 +179,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         PublisherKind::Log => Arc::new(Health::without_broker()),
     };
     let (publishers, handoff) =
-        Publishers::start(&config.publisher, &config.topic_pattern, inbox_txs.clone(), &metrics.factory())?;
+        Publishers::start(&config.publisher, &config.topic_pattern, inbox_txs.clone(), &metrics.factory(), &health)?;
     let shards =
         raccoon_shard::start(&config.shard_config(), listeners, inbox_rxs, &handoff, &metrics.factory(), &health)?;
     drop(handoff);
@@ -198,12 +199,21 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     );
     announce::announce(addr, grpc_addr, prometheus_addr, cli.addresses_file.as_deref())?;
 
-    let signal = signals.forever().next();
+    // SIGUSR2 is a fault drill (a fatal producer error: README, "What a client sees when Kafka is
+    // down"); any other signal stops.
+    let signal = signals.forever().find(|&signal| {
+        if signal != SIGUSR2 {
+            return true;
+        }
+        tracing::warn!("SIGUSR2: fault drill, raising a fatal error on every Kafka producer");
+        publishers.raise_fatal_error();
+        false
+    });
     tracing::info!(?signal, "shutting down: closing connections, then draining the publishers");
     // A second signal during shutdown means "now".
     let handle = signals.handle();
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        if signals.forever().any(|signal| signal != SIGUSR2) {
             eprintln!("raccoon: second signal, exiting immediately");
             std::process::exit(130);
         }

@@ -91,13 +91,13 @@ fn grpc_errors_have_raccoons_statuses() {
     assert_success(&call(&server, CURRENT, small, &[("x-user-id", "1")]).unwrap(), "small");
 }
 
-/// `EVENT_ACK=1` with Kafka failing the batch: a normal reply with code 3, and the reason.
+/// `EVENT_ACK=1` with no Kafka to take the batch: `UNAVAILABLE`, so that gRPC clients' retry
+/// policies resend it, with the reason as the status message (Raccoon: a reply with code 3).
 #[test]
-fn grpc_failed_publish_is_a_reply_with_code_3() {
-    let server =
-        start_server("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "1500")]);
-    let reply = call(&server, CURRENT, batch("doomed", "x", &["a"], 2), &[("x-user-id", "1")]).expect("status OK");
-    assert_eq!((reply.status(), reply.code()), (pb::Status::Error, pb::Code::InternalError));
-    assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("doomed"));
-    assert!(reply.reason.starts_with("cannot publish events: "), "{}", reply.reason);
+fn grpc_batch_kafka_cannot_take_is_unavailable_with_the_reason() {
+    let server = start_server("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_BATCH_DEADLINE_MS", "1500")]);
+    let status = call(&server, CURRENT, batch("doomed", "x", &["a"], 2), &[("x-user-id", "1")]).expect_err("a status");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().starts_with("cannot publish events: "), "{status:?}");
+    assert!(status.message().contains("(retry: "), "{status:?}");
 }

@@ -46,12 +46,13 @@ fn events_are_logged_acked_and_no_broker_is_needed() {
     server.assert_logged(r#"[LogPublisher] kind = json, event_type = page, event = {"page":"home","items":[1,2]}"#);
     server.assert_logged(&format!("[LogPublisher] kind = protobuf, event_type = click, event = {proto_text}"));
 
-    // Event 1 is neither JSON nor protobuf (a varint cut short): the batch fails, naming it.
+    // Event 1 is neither JSON nor protobuf (a varint cut short): the batch fails, naming it, and
+    // is rejected for good (logging it again would fail the same way).
     let good = br#"{"ok":true}"#.to_vec();
     client.send_batch(&request("guid-bad", vec![("page", good), ("view", vec![0x08, 0xff])]));
     let reply = client.reply();
     assert_eq!(reply.status(), pb::Status::Error, "reply: {reply:?}");
-    assert_eq!(reply.code(), pb::Code::InternalError, "reply: {reply:?}");
+    assert_eq!(reply.code(), pb::Code::BadRequest, "reply: {reply:?}");
     assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("guid-bad"));
     assert!(
         reply.reason.contains("event 1 (type view): neither JSON nor protobuf: truncated field at byte 0"),

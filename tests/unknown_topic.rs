@@ -15,6 +15,7 @@ fn assert_failed(reply: &pb::SendEventResponse, req_guid: &str) {
     assert_eq!((reply.status(), reply.code()), (pb::Status::Error, pb::Code::InternalError), "{reply:?}");
     assert_eq!(reply.data.get("req_guid").map(String::as_str), Some(req_guid));
     assert!(reply.reason.starts_with("cannot publish events: "), "{}", reply.reason);
+    assert!(reply.reason.contains("Unknown topic"), "the missing topic is named: {}", reply.reason);
 }
 
 #[test]
@@ -27,7 +28,11 @@ fn a_missing_topic_fails_the_batch_on_every_transport() {
         &[
             ("EVENT_ACK", "1"),
             ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
-            ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "5000"),
+            // librdkafka gives up on a topic the cluster does not know after
+            // topic.metadata.propagation.max.ms (30 s by default, during which the batch deadline
+            // answers "retry"); shortened here so that the missing topic decides the reply.
+            ("PUBLISHER_KAFKA_CLIENT_TOPIC_METADATA_PROPAGATION_MAX_MS", "1000"),
+            ("PUBLISHER_KAFKA_BATCH_DEADLINE_MS", "30000"),
         ],
     );
     server.wait_for_status("/health/ready", 200, Duration::from_secs(15));

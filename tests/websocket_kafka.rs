@@ -145,13 +145,17 @@ fn duplicates_are_dropped_when_acking_on_delivery() {
 
 #[test]
 fn a_copy_of_a_batch_in_flight_gets_its_failure_and_a_later_retry_is_published() {
-    // No broker: every batch fails after the 2 s message timeout, so the copy certainly arrives
-    // while the original is in flight. It must not be answered with success.
+    // The broker is a socket that accepts and never answers: librdkafka gives up on the events
+    // after the 1.5 s message timeout (never sent, so not published), before the batch deadline,
+    // so the copy certainly arrives while the original is in flight. It must not be answered
+    // with success.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let server = start_server(
-        "127.0.0.1:1",
+        &silent.local_addr().unwrap().to_string(),
         &[
             ("EVENT_ACK", "1"),
-            ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "2000"),
+            ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "1500"),
+            ("PUBLISHER_KAFKA_BATCH_DEADLINE_MS", "30000"),
             ("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED", "true"),
             ("METRIC_PROMETHEUS_ENABLED", "true"),
             ("METRIC_PROMETHEUS_PORT", "0"),
@@ -163,6 +167,7 @@ fn a_copy_of_a_batch_in_flight_gets_its_failure_and_a_later_retry_is_published()
         assert_eq!(reply.code(), pb::Code::InternalError, "{reply:?}");
         assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("doomed"));
         assert!(reply.reason.starts_with("cannot publish events: 3 of 3 events failed"), "{}", reply.reason);
+        assert!(reply.reason.ends_with("(retry: none of the batch was published)"), "{}", reply.reason);
     };
     let started = Instant::now();
     client.send_batch(&doomed);
@@ -171,13 +176,13 @@ fn a_copy_of_a_batch_in_flight_gets_its_failure_and_a_later_retry_is_published()
     assert_failed(client.reply());
     assert!(started.elapsed() >= Duration::from_millis(1500), "answered before the message timeout");
 
-    // The failed batch was forgotten: a retry is published again, so it fails after the
-    // timeout again rather than being answered from memory.
-    let started = Instant::now();
+    // The failed batch was forgotten: a retry is published again (and fails again: by its own
+    // message timeout, or at once once the health check has found no broker) rather than being
+    // answered from memory, which the counts below tell apart.
     client.send_batch(&doomed);
     assert_failed(client.reply());
-    assert!(started.elapsed() >= Duration::from_millis(1500), "the retry was not published");
     assert_dedup_counts(&server, 1.0, 2.0);
+    drop(silent);
 }
 
 #[test]
@@ -282,20 +287,54 @@ fn oversized_frame_is_closed_with_1009_after_in_flight_replies() {
 
 #[test]
 fn publish_failure_is_reported_with_reason_when_acking_on_delivery() {
-    // No broker on this port: with a short message timeout librdkafka gives up, and the batch
-    // must come back as an error that says why, never as a success.
-    let server =
-        start_server("127.0.0.1:1", &[("EVENT_ACK", "1"), ("PUBLISHER_KAFKA_CLIENT_MESSAGE_TIMEOUT_MS", "2000")]);
+    // No broker on this port: the batch must come back as an error that says why and to
+    // retry, never as a success.
+    let server = start_server("127.0.0.1:1", &[("EVENT_ACK", "1")]);
+    server.wait_for_log("Kafka known down", |log| log.contains("every broker is down"));
     let mut client = server.connect(&[]);
     client.send_batch(&batch("doomed", "nobroker", &["a"], 3));
-    let started = Instant::now();
     let reply = client.reply();
-    assert!(started.elapsed() >= Duration::from_millis(1500), "replied before the timeout: {reply:?}");
     assert_eq!(reply.status(), pb::Status::Error);
     assert_eq!(reply.code(), pb::Code::InternalError);
     assert_eq!(reply.data.get("req_guid").map(String::as_str), Some("doomed"));
     assert!(reply.reason.starts_with("cannot publish events: 3 of 3 events failed"), "{}", reply.reason);
     assert!(reply.reason.contains("clickstream-a-log"), "{}", reply.reason);
+    assert!(reply.reason.ends_with("(retry: none of the batch was published)"), "{}", reply.reason);
+}
+
+/// A batch librdkafka holds longer than `PUBLISHER_KAFKA_BATCH_DEADLINE_MS` is answered "retry,
+/// still queued" at its deadline, not after librdkafka's message timeout, and with dedup a copy
+/// sent meanwhile is not published again. The broker here is a listening socket that never
+/// answers, so librdkafka neither delivers nor declares every broker down in time.
+#[test]
+fn a_batch_past_its_deadline_is_answered_retry_and_its_copy_is_not_published() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let server = start_server(
+        &addr,
+        &[
+            ("EVENT_ACK", "1"),
+            ("SERVER_BATCH_DEDUP_IN_CONNECTION_ENABLED", "true"),
+            ("PUBLISHER_KAFKA_BATCH_DEADLINE_MS", "700"),
+        ],
+    );
+    let mut client = server.connect(&[]);
+    let slow = batch("slow", "silent", &["a"], 2);
+    let started = Instant::now();
+    client.send_batch(&slow);
+    let reply = client.reply();
+    let took = started.elapsed();
+    assert_eq!(reply.code(), pb::Code::InternalError, "{reply:?}");
+    assert!(reply.reason.contains("not acknowledged within 700 ms"), "{}", reply.reason);
+    assert!(reply.reason.contains("still queued for Kafka and may yet be published"), "{}", reply.reason);
+    // Answered by the deadline: after it, and long before the 300 s message timeout.
+    assert!(took >= Duration::from_millis(700), "answered before its deadline: {took:?}");
+    assert!(took < Duration::from_secs(60), "answered at {took:?}");
+    client.send_batch(&slow);
+    let copy = client.reply();
+    assert_eq!(copy.code(), pb::Code::InternalError, "{copy:?}");
+    assert!(copy.reason.contains("an earlier copy of this batch is still queued for Kafka"), "{}", copy.reason);
+    drop(silent);
 }
 
 #[test]

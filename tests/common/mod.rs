@@ -277,3 +277,41 @@ pub fn assert_topics_hold(kafka: &str, expected: &HashMap<String, Vec<Vec<u8>>>)
         assert_topic_holds(kafka, topic, want);
     }
 }
+
+/// Reads back every topic of `sent` and checks: each event of an `acked` batch is there exactly
+/// once; any other event (its batch was answered "retry") at most once; nothing else.
+pub fn assert_acked_once(kafka: &str, prefix: &str, sent: &[pb::SendEventRequest], acked: &[String]) {
+    let mut by_topic: HashMap<String, Vec<(Vec<u8>, bool)>> = HashMap::new();
+    for batch in sent {
+        let acked = acked.contains(&batch.req_guid);
+        for event in &batch.events {
+            by_topic
+                .entry(format!("{prefix}-{}-log", event.r#type))
+                .or_default()
+                .push((event.event_bytes.to_vec(), acked));
+        }
+    }
+    for (topic, events) in by_topic {
+        // Until every acknowledged event is in (others may never come), then half a second more.
+        let want = events.iter().filter(|(_, acked)| *acked).count();
+        let got = consume(kafka, &topic, want, Duration::from_secs(15));
+        let mut counts: HashMap<&[u8], usize> = HashMap::new();
+        for payload in &got {
+            *counts.entry(payload).or_default() += 1;
+        }
+        for (payload, acked) in &events {
+            let n = counts.remove(&payload[..]).unwrap_or(0);
+            if *acked {
+                assert_eq!(
+                    n,
+                    1,
+                    "{topic}: an acknowledged event is there {n} times: {:?}",
+                    String::from_utf8_lossy(payload)
+                );
+            } else {
+                assert!(n <= 1, "{topic}: an event sent once is there {n} times");
+            }
+        }
+        assert!(counts.is_empty(), "{topic}: records nobody sent: {}", counts.len());
+    }
+}

@@ -338,13 +338,17 @@ keys! {
     WORKER_POOL_SIZE: usize = "5", Range::Int { min: 1, max: 1_000_000 }, RaccoonChanged,
         "Read for compatibility, no effect: publishing never blocks a worker here; see PUBLISHER_KAFKA_PRODUCER_THREADS.";
     EVENT_ACK: String = "0", Range::OneOf(&[("0", "ack on receipt"), ("1", "ack on Kafka delivery")]), Raccoon,
-        "0: reply as soon as the batch is queued for Kafka. 1: reply only after Kafka confirmed every event, or with CODE_INTERNAL_ERROR naming what failed. Other values are refused (Raccoon treated them as 0).";
+        "0: reply as soon as the batch is queued for Kafka. 1: reply only after Kafka confirmed every event, or with a refusal naming what failed: \"retry\" (code 3) when Kafka is unavailable, CODE_BAD_REQUEST when Kafka rejects an event for good, code 3 for a missing topic (README, \"What a client sees when Kafka is down\"). Other values are refused (Raccoon treated them as 0).";
     EVENT_DISTRIBUTION_PUBLISHER_PATTERN: String = "clickstream-%s-log", Range::Text("a topic name, %s standing for the event type"), Raccoon,
         "Topic for an event: the first %s replaced by its type. Without %s, every event goes to this one topic.";
     PUBLISHER_TYPE: String = "kafka", Range::OneOf(&[("kafka", ""), ("log", "")]), RaccoonChanged,
         "`kafka`, or `log` for development and quick starts: nothing is published and no broker is needed (readiness does not check Kafka); each event is logged at INFO as `[LogPublisher] kind = json|protobuf, event_type = <type>, event = <payload>`, JSON payloads as text, others decoded as schemaless protobuf (`1:\"x\" 2:420`), and a payload that is neither fails its batch. Raccoon's `pubsub` and `kinesis` are refused at startup.";
     PUBLISHER_KAFKA_FLUSH_INTERVAL_MS: Duration = "1000", Range::MILLIS, Raccoon,
         "On shutdown, how long each producer may spend flushing to Kafka.";
+    PUBLISHER_KAFKA_BATCH_DEADLINE_MS: Duration = "5000", Range::MILLIS, New,
+        "With EVENT_ACK=1: a batch Kafka has not acknowledged within this time of its receipt is answered \"retry\" (WebSocket code 3, REST 503, gRPC UNAVAILABLE) instead of waiting for librdkafka's message.timeout.ms (300 s). Its events stay queued in librdkafka and may still be published: see README, \"What a client sees when Kafka is down\". A value at or above message.timeout.ms leaves the answer to librdkafka.";
+    PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS: Duration = "500", Range::MILLIS, New,
+        "With EVENT_ACK=1: how long a batch waits for room in librdkafka's full queue (queue.buffering.max.messages/kbytes) before its remaining events are refused, not published, and the batch is answered \"retry\". With EVENT_ACK=0 a full queue is waited out, which stops reading from the connections that feed it.";
     PUBLISHER_KAFKA_PRODUCER_THREADS: NonZeroUsize = "1", Range::Int { min: 1, max: 256 }, New,
         "Publisher threads, each with its own librdkafka producer and bounded queue. A connection always uses the same one. With PUBLISHER_TYPE=log, the number of log publisher threads.";
     PUBLISHER_KAFKA_DELIVERY_CHANNEL_SIZE: usize = "10", Range::Int { min: 1, max: 1_000_000 }, RaccoonChanged,

@@ -431,6 +431,8 @@ impl Config {
             threads: raw.read(k::PUBLISHER_KAFKA_PRODUCER_THREADS)?,
             queue_capacity: raw.read(k::WORKER_BUFFER_CHANNEL_SIZE)?,
             flush_timeout: raw.read(k::PUBLISHER_KAFKA_FLUSH_INTERVAL_MS)?,
+            batch_deadline: raw.read(k::PUBLISHER_KAFKA_BATCH_DEADLINE_MS)?,
+            queue_full_wait: raw.read(k::PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS)?,
             kafka,
         };
 

@@ -95,9 +95,71 @@ pub struct Batch {
 pub enum DeliveryOutcome {
     /// Every event was acknowledged by Kafka.
     Delivered,
-    /// At least one event failed; the text says how many and names the first failure
-    /// (topic and Kafka error).
-    Failed(String),
+    /// At least one event was not (or not yet) published.
+    Failed(Failure),
+}
+
+/// What a client is told about a batch that was not published, decided once, by the publisher
+/// (`raccoon-publish`'s classification table), and turned into each transport's answer in one
+/// place (`raccoon_protocol::refusal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Refusal {
+    /// Kafka cannot take the events now (brokers down, queue full, timed out, leader moving):
+    /// the same batch may succeed later, so the client should send it again.
+    Retriable,
+    /// The topic does not exist and cannot be created. Retrying does not help, but Raccoon
+    /// answers it as an internal error (code 3, REST 500), and so does this server.
+    UnknownTopic,
+    /// Kafka will never take the events as they are (a record too large, an invalid topic, not
+    /// authorized, an invalid timestamp): the client must not send them again.
+    Rejected,
+}
+
+impl Refusal {
+    /// The label of this refusal in metrics and logs.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Refusal::Retriable => "retriable",
+            Refusal::UnknownTopic => "unknown_topic",
+            Refusal::Rejected => "rejected",
+        }
+    }
+}
+
+/// Whether the events of a failed batch may be in Kafka after all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Persistence {
+    /// None of the failed events reached Kafka: sending the batch again duplicates only the
+    /// events that did succeed (`Failure::failed` < `Failure::total`).
+    NotPublished,
+    /// Some failed events were on their way to a broker when it went away, and may have been
+    /// written (librdkafka's "possibly persisted").
+    MaybePublished,
+    /// The batch was answered before Kafka's outcome was known (its deadline passed, or Kafka
+    /// became unreachable): its events are still queued in librdkafka, which keeps trying, so
+    /// they may yet be published. The final outcome follows as a late [`Ack`].
+    StillPending,
+}
+
+/// Why (part of) a batch was not published.
+///
+/// Crosses threads (Send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What the client is told: the worst refusal among the failed events
+    /// (`Rejected` > `UnknownTopic` > `Retriable`).
+    pub refusal: Refusal,
+    /// Whether the failed events may be in Kafka.
+    pub persistence: Persistence,
+    /// Events of the batch that failed (or are not settled yet).
+    pub failed: usize,
+    /// Events in the batch.
+    pub total: usize,
+    /// librdkafka's error code for the first failure of the worst refusal (`rd_kafka_resp_err_t`;
+    /// 0 where no Kafka error applies, e.g. the log publisher).
+    pub error_code: i32,
+    /// What happened, in words: the first failure of the worst refusal, with its topic.
+    pub detail: String,
 }
 
 /// A batch's delivery outcome on its way back to the owning shard.
@@ -113,6 +175,9 @@ pub struct Ack {
     pub outcome: DeliveryOutcome,
     /// When the shard had decoded the batch (for latency accounting).
     pub received_at: Instant,
+    /// The batch was answered already, early ([`Persistence::StillPending`]); this is its final
+    /// outcome, for the shard's bookkeeping (deduplication) only: nothing goes to the client.
+    pub late: bool,
 }
 
 /// A message for a shard's inbox: the single channel through which other threads reach a shard.

@@ -9,9 +9,18 @@
 //!
 //! The flags live here; what sets them is the publishers' checker thread (in `raccoon-publish`),
 //! which asks the cluster for its brokers every two seconds with its own librdkafka client, so a
-//! slow or dead broker never blocks a publisher or a shard. Shards read the outcome from atomics.
+//! slow or dead broker never blocks a publisher or a shard, and the producers themselves, which
+//! report at once when librdkafka finds every broker down ([`Health::report_kafka_down`]).
+//! Shards read readiness from atomics; publishers read [`Health::kafka_known_down`] to answer
+//! batches at once instead of queueing them for a Kafka that is not there.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+/// Kafka's state in [`Health`] before the first check (the `Default`), and for a server without
+/// a broker.
+const UNKNOWN: u8 = 0;
+const REACHABLE: u8 = 1;
+const UNREACHABLE: u8 = 2;
 
 /// Shared health flags.
 ///
@@ -20,7 +29,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Health {
     /// The publisher needs no broker: Kafka's reachability does not matter.
     no_broker: bool,
-    kafka_reachable: AtomicBool,
+    /// `UNKNOWN` until the first check, then what the last check or report said.
+    kafka: AtomicU8,
     draining: AtomicBool,
     stop: AtomicBool,
 }
@@ -40,14 +50,14 @@ impl Health {
     /// Flags for a server whose publisher needs no broker (the log publisher): ready from the
     /// start, with no checker to run.
     pub fn without_broker() -> Health {
-        Health { no_broker: true, ..Health::default() }
+        Health { no_broker: true, kafka: AtomicU8::new(UNKNOWN), ..Health::default() }
     }
 
     /// Current readiness.
     pub fn readiness(&self) -> Readiness {
         if self.draining.load(Ordering::Acquire) {
             Readiness::Draining
-        } else if !self.no_broker && !self.kafka_reachable.load(Ordering::Acquire) {
+        } else if !self.no_broker && self.kafka.load(Ordering::Acquire) != REACHABLE {
             Readiness::KafkaUnreachable
         } else {
             Readiness::Ready
@@ -60,9 +70,25 @@ impl Health {
         self.stop.store(true, Ordering::Release);
     }
 
-    /// Records the outcome of a reachability check; returns the previous one.
+    /// Records the outcome of a reachability check; returns whether the previous state was
+    /// "reachable".
     pub fn set_kafka_reachable(&self, reachable: bool) -> bool {
-        self.kafka_reachable.swap(reachable, Ordering::AcqRel)
+        let state = if reachable { REACHABLE } else { UNREACHABLE };
+        self.kafka.swap(state, Ordering::AcqRel) == REACHABLE
+    }
+
+    /// A producer found every broker down (librdkafka's `ALL_BROKERS_DOWN`): Kafka counts as
+    /// unreachable until the checker next reaches it. Returns whether this is news (it was not
+    /// known to be down before).
+    pub fn report_kafka_down(&self) -> bool {
+        self.kafka.swap(UNREACHABLE, Ordering::AcqRel) != UNREACHABLE
+    }
+
+    /// Whether Kafka is known to be unreachable: the last check failed or a producer reported
+    /// every broker down since. False before the first check (unknown is not down) and for a
+    /// server without a broker.
+    pub fn kafka_known_down(&self) -> bool {
+        !self.no_broker && self.kafka.load(Ordering::Acquire) == UNREACHABLE
     }
 
     /// Whether the checker should stop (shutdown began).
@@ -79,8 +105,15 @@ mod tests {
     fn kafka_readiness_follows_the_checks_and_draining_wins() {
         let health = Health::default();
         assert_eq!(health.readiness(), Readiness::KafkaUnreachable, "not ready before the first check");
+        assert!(!health.kafka_known_down(), "unknown is not down");
         health.set_kafka_reachable(true);
         assert_eq!(health.readiness(), Readiness::Ready);
+        assert!(health.report_kafka_down(), "news: it was reachable");
+        assert!(!health.report_kafka_down(), "known already");
+        assert!(health.kafka_known_down());
+        assert_eq!(health.readiness(), Readiness::KafkaUnreachable);
+        assert!(!health.set_kafka_reachable(true), "it was down");
+        assert!(!health.kafka_known_down());
         health.start_draining();
         assert_eq!(health.readiness(), Readiness::Draining);
     }

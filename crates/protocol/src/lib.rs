@@ -1,5 +1,6 @@
 //! Raccoon's sans-IO codecs: batch decoding (protobuf in [`batch`], JSON in [`json`], with its
-//! helpers [`base64`] and [`timestamp`]), reply encoding ([`reply`]), HTTP [`routing`], the heads
+//! helpers [`base64`] and [`timestamp`]), reply encoding ([`reply`]), each transport's answer to a
+//! batch that was not published ([`refusal`]), HTTP [`routing`], the heads
 //! of the WebSocket [`handshake`], who a request belongs to ([`identity`]), [`origin`]s and
 //! [`cors`], [`grpc`] framing and [`websocket`] framing, and [`rawproto`], which renders a protobuf
 //! payload of unknown type as text.
@@ -17,6 +18,7 @@ pub mod identity;
 pub mod json;
 pub mod origin;
 pub mod rawproto;
+pub mod refusal;
 pub mod reply;
 pub mod routing;
 pub mod timestamp;

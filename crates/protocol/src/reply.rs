@@ -37,16 +37,6 @@ impl Reply {
         Reply { status: Status::Error, code: Code::BadRequest, reason, req_guid: Some(req_guid) }
     }
 
-    /// Kafka did not take (all of) the batch.
-    pub fn publish_failed(req_guid: String, detail: &str) -> Self {
-        Reply {
-            status: Status::Error,
-            code: Code::InternalError,
-            reason: format!("{PUBLISH_FAILURE_PREFIX}{detail}"),
-            req_guid: Some(req_guid),
-        }
-    }
-
     /// Connection refused after the upgrade because the server is at its connection limit
     /// (reason text as Raccoon's).
     pub fn max_connections() -> Self {
@@ -244,7 +234,17 @@ mod tests {
             Reply::success("g".repeat(200)),
             Reply::bad_request("abc".into(), "cannot decode".into()),
             Reply::bad_request(String::new(), long.clone()),
-            Reply::publish_failed("x".into(), &long),
+            crate::refusal::reply(
+                "x".into(),
+                &raccoon_core::handoff::Failure {
+                    refusal: raccoon_core::handoff::Refusal::Retriable,
+                    persistence: raccoon_core::handoff::Persistence::NotPublished,
+                    failed: 1,
+                    total: 1,
+                    error_code: -192,
+                    detail: long,
+                },
+            ),
             Reply::max_connections(),
             Reply::duplicate_connection("group", "id"),
         ];
@@ -325,12 +325,5 @@ mod tests {
             Reply::max_connections().encode_json(0),
             r#"{"status":2,"code":4,"reason":"max connection reached"}"#
         );
-    }
-
-    #[test]
-    fn publish_failure_keeps_raccoons_prefix() {
-        let reply = Reply::publish_failed("g".into(), "1 of 2 events failed");
-        assert_eq!(reply.code, Code::InternalError);
-        assert_eq!(reply.reason, "cannot publish events: 1 of 2 events failed");
     }
 }

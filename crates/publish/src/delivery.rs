@@ -5,20 +5,25 @@
 //! refused outright). Both may finish a batch, so its counters are atomics; they are touched by
 //! at most these two threads, one batch at a time, so they are uncontended.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use rdkafka::bindings as rdsys;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
-
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 
+use crate::classify;
 use crate::throttle::Throttle;
-use raccoon_core::handoff::{Ack, AckToken, Batch, DeliveryOutcome, EventRecord, ShardMsg};
+use raccoon_core::handoff::{
+    Ack, AckToken, Batch, DeliveryOutcome, EventRecord, Failure, Persistence, Refusal, ShardMsg,
+};
+use raccoon_core::health::Health;
 use raccoon_core::topic::TopicPattern;
 use raccoon_metrics::{tags, MetricId};
 
@@ -36,7 +41,13 @@ pub(crate) struct InFlight {
     total: usize,
     remaining: AtomicUsize,
     failed: AtomicUsize,
-    first_error: OnceLock<String>,
+    /// Some failed event may have been written (librdkafka's "possibly persisted").
+    maybe_published: AtomicBool,
+    /// The client was answered before the last event settled ([`InFlight::answer_early`]).
+    answered: AtomicBool,
+    /// The worst failure so far: its refusal, error code and text. Locked only when an event
+    /// fails, by at most the two threads that settle events.
+    worst: Mutex<Option<(Refusal, RDKafkaErrorCode, String)>>,
 }
 
 impl InFlight {
@@ -53,7 +64,9 @@ impl InFlight {
             total: events.len(),
             remaining: AtomicUsize::new(events.len()),
             failed: AtomicUsize::new(0),
-            first_error: OnceLock::new(),
+            maybe_published: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
+            worst: Mutex::new(None),
         });
         (in_flight, events)
     }
@@ -63,10 +76,28 @@ impl InFlight {
         &self.group
     }
 
-    /// Records one failed event; only the first failure's text is kept (and only it is formatted).
-    pub(crate) fn fail(&self, topic: &str, error: &KafkaError) {
+    /// When the shard had decoded the batch.
+    pub(crate) fn received_at(&self) -> Instant {
+        self.received_at
+    }
+
+    /// Whether every event has settled (delivered or failed).
+    pub(crate) fn settled(&self) -> bool {
+        self.remaining.load(Ordering::Acquire) == 0
+    }
+
+    /// Records one failed event, classified by [`classify::refusal`]. Only the first failure of
+    /// the worst refusal is kept in words (and only it is formatted).
+    pub(crate) fn fail(&self, topic: &str, code: RDKafkaErrorCode, persistence: Persistence) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        self.first_error.get_or_init(|| format!("topic {topic}: {error}"));
+        if persistence != Persistence::NotPublished {
+            self.maybe_published.store(true, Ordering::Relaxed);
+        }
+        let refusal = classify::refusal(code);
+        let mut worst = self.worst.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if worst.as_ref().is_none_or(|(kept, _, _)| refusal > *kept) {
+            *worst = Some((refusal, code, format!("topic {topic}: {}", KafkaError::MessageProduction(code))));
+        }
     }
 
     /// Marks one event settled; true for the call that settles the last one.
@@ -74,14 +105,53 @@ impl InFlight {
         self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
+    /// The failure a client is told about now, before its events settled, when `why` (Kafka
+    /// unreachable, the deadline passed) means waiting longer would leave it hanging. `None` when
+    /// the batch needs no answer (`EVENT_ACK=0`) or was answered already: the early answer and the
+    /// final one are never both sent.
+    pub(crate) fn answer_early(&self, why: &str) -> Option<Failure> {
+        if !self.wants_ack || self.answered.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let worst = self.worst.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (refusal, error_code) = match worst.as_ref() {
+            Some((refusal, code, _)) if *refusal > Refusal::Retriable => (*refusal, *code as i32),
+            _ => (Refusal::Retriable, RDKafkaErrorCode::MessageTimedOut as i32),
+        };
+        let unsettled = self.remaining.load(Ordering::Acquire);
+        Some(Failure {
+            refusal,
+            persistence: Persistence::StillPending,
+            failed: self.failed.load(Ordering::Acquire) + unsettled,
+            total: self.total,
+            error_code,
+            detail: format!("{unsettled} of {} events not yet acknowledged by Kafka: {why}", self.total),
+        })
+    }
+
     fn outcome(&self) -> DeliveryOutcome {
         match self.failed.load(Ordering::Acquire) {
             0 => DeliveryOutcome::Delivered,
-            failed => DeliveryOutcome::Failed(format!(
-                "{failed} of {} events failed; first: {}",
-                self.total,
-                self.first_error.get().map_or("unknown error", String::as_str)
-            )),
+            failed => {
+                let worst = self.worst.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (refusal, code, first) = match worst.as_ref() {
+                    Some((refusal, code, text)) => (*refusal, *code as i32, text.as_str()),
+                    None => (Refusal::Retriable, 0, "unknown error"),
+                };
+                let persistence = if self.maybe_published.load(Ordering::Acquire) {
+                    Persistence::MaybePublished
+                } else {
+                    Persistence::NotPublished
+                };
+                DeliveryOutcome::Failed(Failure {
+                    refusal,
+                    persistence,
+                    failed,
+                    total: self.total,
+                    error_code: code,
+                    detail: format!("{failed} of {} events failed; first: {first}", self.total),
+                })
+            }
         }
     }
 }
@@ -97,25 +167,47 @@ thread_local! {
     static LAST_TAGS: std::cell::RefCell<Option<LastTags>> = const { std::cell::RefCell::new(None) };
 }
 
-/// rdkafka context of one publisher: routes finished batches to shard inboxes and forwards
-/// librdkafka's logs to `tracing`.
+/// rdkafka context of one publisher: routes finished batches to shard inboxes, reports a
+/// Kafka with no broker left to the shared [`Health`], flags a fatal error for the publisher
+/// thread to rebuild its producer, and forwards librdkafka's logs to `tracing`.
 ///
 /// Crosses threads (Send + Sync).
 pub(crate) struct DeliveryContext {
     inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
     pattern: TopicPattern,
+    health: Arc<Health>,
+    /// Set by every error event librdkafka raises (other than every broker down): the publisher
+    /// thread then asks librdkafka whether it was fatal (the event does not say so to
+    /// rust-rdkafka's callback) and, if so, builds a new producer.
+    errors_raised: AtomicBool,
     lost_log: Throttle,
 }
 
 impl DeliveryContext {
     /// A context that delivers acks to `inboxes[shard]`; `pattern` recovers event types from
-    /// topics for metric tags.
-    pub(crate) fn new(inboxes: Arc<[async_channel::Sender<ShardMsg>]>, pattern: TopicPattern) -> Self {
-        DeliveryContext { inboxes, pattern, lost_log: Throttle::new() }
+    /// topics for metric tags; `health` learns at once when every broker is down.
+    pub(crate) fn new(
+        inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
+        pattern: TopicPattern,
+        health: Arc<Health>,
+    ) -> Self {
+        DeliveryContext { inboxes, pattern, health, errors_raised: AtomicBool::new(false), lost_log: Throttle::new() }
     }
 
-    /// Counts one event's outcome (delivery report, or refusal by librdkafka).
-    pub(crate) fn count_event(&self, batch: &InFlight, topic: &str, delivered: bool) {
+    /// Whether librdkafka raised an error event since the last call: the caller then checks
+    /// whether the producer hit a fatal error.
+    pub(crate) fn take_errors_raised(&self) -> bool {
+        self.errors_raised.swap(false, Ordering::AcqRel)
+    }
+
+    /// Makes the next [`DeliveryContext::take_errors_raised`] true again.
+    pub(crate) fn recheck_errors(&self) {
+        self.errors_raised.store(true, Ordering::Release);
+    }
+
+    /// Counts one event's outcome (delivery report, or refusal by librdkafka): delivered, or the
+    /// error it failed with.
+    pub(crate) fn count_event(&self, batch: &InFlight, topic: &str, result: Result<(), RDKafkaErrorCode>) {
         super::with_metrics(|m| {
             if !m.enabled() {
                 return;
@@ -133,9 +225,25 @@ impl DeliveryContext {
                     tags3
                 }
             });
-            let id = if delivered { MetricId::Delivered } else { MetricId::Undelivered };
-            m.add(id, tags(tags3), 1);
+            match result {
+                Ok(()) => m.add(MetricId::Delivered, tags(tags3), 1),
+                Err(code) => {
+                    m.add(MetricId::Undelivered, tags(tags3), 1);
+                    let retriable = classify::refusal(code) == Refusal::Retriable;
+                    let (name, retriable) = (m.tag(error_name(code)), m.tag(if retriable { "true" } else { "false" }));
+                    m.add(MetricId::DeliveryErrors, tags([name, retriable]), 1);
+                }
+            }
         });
+    }
+
+    /// Answers `batch` now, before its events settled (see [`InFlight::answer_early`]); its final
+    /// outcome follows as a late ack when the last event settles.
+    /// True when it was answered now (not before, and a client waits).
+    pub(crate) fn answer_early(&self, batch: &InFlight, why: &str) -> bool {
+        let Some(failure) = batch.answer_early(why) else { return false };
+        self.send(batch, DeliveryOutcome::Failed(failure), false);
+        true
     }
 
     /// Called once per batch, by whichever thread settled its last event.
@@ -148,22 +256,54 @@ impl DeliveryContext {
             m.record(MetricId::ServerProcessing, tags([group]), taken / batch.total.max(1) as u32);
         });
         if !batch.wants_ack {
-            if let DeliveryOutcome::Failed(detail) = &outcome {
+            if let DeliveryOutcome::Failed(failure) = &outcome {
                 // EVENT_ACK=0: the client was already told "success"; this is data loss. Rate
                 // limited: a broker outage fails every batch.
                 if let Some(suppressed) = self.lost_log.allow() {
+                    let detail = &failure.detail;
                     tracing::error!(shard = %batch.token.shard, conn = %batch.token.sink, %detail, suppressed, "events lost after ack on receipt");
                 }
             }
             return;
         }
-        let ack = Ack { token: batch.token, req_guid: batch.req_guid.clone(), outcome, received_at: batch.received_at };
+        // Answered early: this final outcome is bookkeeping for the shard (deduplication).
+        let late = batch.answered.swap(true, Ordering::AcqRel);
+        self.send(batch, outcome, late);
+    }
+
+    fn send(&self, batch: &InFlight, outcome: DeliveryOutcome, late: bool) {
+        let ack =
+            Ack { token: batch.token, req_guid: batch.req_guid.clone(), outcome, received_at: batch.received_at, late };
         let inbox = &self.inboxes[usize::from(batch.token.shard.0)];
         // Blocking here only slows this poll thread; the shard's inbox router never waits on a
         // publisher, so this cannot deadlock. A closed inbox means the shard already exited.
         if inbox.send_blocking(ShardMsg::Ack(ack)).is_err() {
             tracing::debug!(shard = %batch.token.shard, "ack for a shard that has exited");
         }
+    }
+}
+
+/// librdkafka's name of an error code (`MSG_SIZE_TOO_LARGE`, `_MSG_TIMED_OUT`), the
+/// `error_code` tag of `kafka_delivery_errors_total`.
+#[allow(unsafe_code)]
+pub(crate) fn error_name(code: RDKafkaErrorCode) -> &'static str {
+    // SAFETY: `rd_kafka_resp_err_t` is a C enum of i32; every RDKafkaErrorCode is one of its
+    // values (rust-rdkafka defines the one from the other). rd_kafka_err2name returns a static
+    // NUL-terminated string for any value, known or not.
+    unsafe {
+        let raw: rdsys::rd_kafka_resp_err_t = std::mem::transmute(code as i32);
+        std::ffi::CStr::from_ptr(rdsys::rd_kafka_err2name(raw)).to_str().unwrap_or("UNKNOWN")
+    }
+}
+
+/// librdkafka's word on whether a failed message may be in the log.
+#[allow(unsafe_code)]
+fn persistence(message: &rdkafka::message::BorrowedMessage<'_>) -> Persistence {
+    // SAFETY: the message is alive for the length of the delivery callback that lent it.
+    let status = unsafe { rdsys::rd_kafka_message_status(message.ptr()) };
+    match status {
+        rdsys::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED => Persistence::NotPublished,
+        _ => Persistence::MaybePublished,
     }
 }
 
@@ -182,7 +322,19 @@ impl ClientContext for DeliveryContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "librdkafka", error = %error, "{reason}");
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                // The shards' next batches are answered at once, and those in flight now, until
+                // the health checker reaches a broker again.
+                if self.health.report_kafka_down() {
+                    tracing::warn!(target: "librdkafka", "every broker is down: batches are answered \"retry\" until Kafka is back ({reason})");
+                }
+            }
+            _ => {
+                self.errors_raised.store(true, Ordering::Release);
+                tracing::warn!(target: "librdkafka", error = %error, "{reason}");
+            }
+        }
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -211,10 +363,11 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<InFlight>) {
         match result {
-            Ok(message) => self.count_event(&batch, message.topic(), true),
+            Ok(message) => self.count_event(&batch, message.topic(), Ok(())),
             Err((error, message)) => {
-                batch.fail(message.topic(), error);
-                self.count_event(&batch, message.topic(), false);
+                let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+                batch.fail(message.topic(), code, persistence(message));
+                self.count_event(&batch, message.topic(), Err(code));
             }
         }
         if batch.settle_one() {
@@ -254,14 +407,53 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_counted_and_the_first_is_named() {
-        let (in_flight, _) = InFlight::new(batch(3));
-        let timeout = KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::MessageTimedOut);
-        in_flight.fail("clickstream-a-log", &timeout);
-        in_flight.fail("clickstream-b-log", &timeout);
-        let DeliveryOutcome::Failed(text) = in_flight.outcome() else {
+    fn failures_are_counted_and_the_worst_is_named() {
+        let (in_flight, _) = InFlight::new(batch(4));
+        in_flight.fail("clickstream-a-log", RDKafkaErrorCode::MessageTimedOut, Persistence::NotPublished);
+        in_flight.fail("clickstream-b-log", RDKafkaErrorCode::MessageSizeTooLarge, Persistence::NotPublished);
+        in_flight.fail("clickstream-c-log", RDKafkaErrorCode::InvalidTimestamp, Persistence::NotPublished);
+        let DeliveryOutcome::Failed(failure) = in_flight.outcome() else {
             panic!("expected a failure");
         };
-        assert!(text.starts_with("2 of 3 events failed; first: topic clickstream-a-log: "), "{text}");
+        assert_eq!(failure.refusal, Refusal::Rejected, "one rejected event decides the batch");
+        assert_eq!(failure.error_code, RDKafkaErrorCode::MessageSizeTooLarge as i32, "the first rejected one");
+        assert_eq!((failure.failed, failure.total), (3, 4));
+        assert_eq!(failure.persistence, Persistence::NotPublished);
+        assert!(failure.detail.starts_with("3 of 4 events failed; first: topic clickstream-b-log: "), "{failure:?}");
+    }
+
+    #[test]
+    fn a_possibly_persisted_event_makes_the_batch_maybe_published() {
+        let (in_flight, _) = InFlight::new(batch(2));
+        in_flight.fail("t", RDKafkaErrorCode::MessageTimedOut, Persistence::MaybePublished);
+        let DeliveryOutcome::Failed(failure) = in_flight.outcome() else { panic!("expected a failure") };
+        assert_eq!((failure.refusal, failure.persistence), (Refusal::Retriable, Persistence::MaybePublished));
+    }
+
+    #[test]
+    fn an_early_answer_is_given_once_and_says_the_events_are_pending() {
+        let (in_flight, _) = InFlight::new(batch(3));
+        assert!(!in_flight.settle_one());
+        assert!(!in_flight.settle_one());
+        let failure = in_flight.answer_early("Kafka unreachable").expect("the first early answer");
+        assert_eq!((failure.refusal, failure.persistence), (Refusal::Retriable, Persistence::StillPending));
+        assert_eq!((failure.failed, failure.total), (1, 3), "one event is not settled");
+        assert!(failure.detail.ends_with("Kafka unreachable"), "{}", failure.detail);
+        assert!(in_flight.answer_early("again").is_none(), "answered once");
+    }
+
+    #[test]
+    fn a_batch_without_ack_is_never_answered_early() {
+        let mut unacked = batch(1);
+        unacked.wants_ack = false;
+        let (in_flight, _) = InFlight::new(unacked);
+        assert!(in_flight.answer_early("Kafka unreachable").is_none());
+    }
+
+    #[test]
+    fn error_names_are_librdkafkas() {
+        assert_eq!(error_name(RDKafkaErrorCode::MessageSizeTooLarge), "MSG_SIZE_TOO_LARGE");
+        assert_eq!(error_name(RDKafkaErrorCode::MessageTimedOut), "_MSG_TIMED_OUT");
+        assert_eq!(error_name(RDKafkaErrorCode::AllBrokersDown), "_ALL_BROKERS_DOWN");
     }
 }

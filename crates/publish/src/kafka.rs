@@ -8,7 +8,14 @@
 use std::collections::BTreeMap;
 
 /// Raccoon v0.3's explicit defaults (spec section 2.2), plus a bootstrap server so the quick
-/// start needs no configuration (Raccoon requires one to be set).
+/// start needs no configuration (Raccoon requires one to be set), with two departures:
+///
+/// * `enable.idempotence=true` (Raccoon: false): librdkafka then retries without duplicating
+///   or reordering, so a broker restart writes no event twice. It implies `acks=all` and at most
+///   5 requests in flight per broker, and librdkafka refuses to start with an explicit
+///   conflicting setting (`acks=1`, `max.in.flight` above 5), naming it.
+/// * `reconnect.backoff.max.ms=1000` (librdkafka: 10 s): once a broker is back, the producers
+///   reconnect within a second, so batches succeed again within seconds of the broker's return.
 pub const DEFAULTS: &[(&str, &str)] = &[
     ("bootstrap.servers", "127.0.0.1:9092"),
     ("acks", "-1"),
@@ -25,7 +32,8 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("statistics.interval.ms", "0"),
     ("compression.codec", "none"),
     ("partitioner", "consistent_random"),
-    ("enable.idempotence", "false"),
+    ("enable.idempotence", "true"),
+    ("reconnect.backoff.max.ms", "1000"),
     ("client.id", "rdkafka"),
 ];
 
@@ -89,6 +97,7 @@ mod tests {
         assert_eq!(props["linger.ms"], "5");
         assert_eq!(props["message.timeout.ms"], "300000");
         assert_eq!(props["partitioner"], "consistent_random");
+        assert_eq!(props["enable.idempotence"], "true", "departs from Raccoon: no duplicates after a broker restart");
     }
 
     #[test]

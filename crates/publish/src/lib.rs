@@ -21,6 +21,7 @@
 //! Both threads record metrics into a thread-local [`LocalMetrics`]: delivery callbacks run on
 //! whichever thread polls (the poll thread, or ours during the final flush).
 
+mod classify;
 mod delivery;
 pub mod health;
 pub mod kafka;
@@ -32,22 +33,21 @@ mod throttle;
 
 pub use settings::{PublisherConfig, PublisherKind};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::BaseProducer;
 use thiserror::Error;
 
 use raccoon_core::handoff::{Batch, Handoff, ShardMsg};
+use raccoon_core::health::Health;
 use raccoon_core::topic::TopicPattern;
-use raccoon_metrics::local::FLUSH_PERIOD;
 use raccoon_metrics::{tags, LocalMetrics, MetricId, MetricsFactory, Tag};
 
-use delivery::DeliveryContext;
+use producer::{Deadlines, ProducerSpec};
 
 thread_local! {
     static METRICS: std::cell::RefCell<LocalMetrics> = std::cell::RefCell::new(LocalMetrics::disabled());
@@ -62,19 +62,33 @@ fn with_metrics<R>(f: impl FnOnce(&mut LocalMetrics) -> R) -> R {
     })
 }
 
+/// What a publisher thread does with its queue.
+trait QueueServer {
+    /// Publishes one batch, recording under the thread's `worker-N` tag.
+    fn publish(&mut self, batch: Batch, worker: Tag);
+    /// Called after every batch and at least every [`TICK`]: time-driven work.
+    fn tick(&mut self) {}
+}
+
+/// How often an idle publisher thread looks up from its queue ([`QueueServer::tick`]): the
+/// longest a batch waits past its deadline, or past the moment Kafka is known to be down,
+/// before it is answered.
+const TICK: Duration = Duration::from_millis(50);
+
 /// A publisher thread's main loop, the same for every publisher kind: sets up the thread's
-/// metrics, hands each batch of `queue` to `publish` with the thread's `worker-N` tag, and about
-/// once a second records the queue's depth and hands the metrics over. Returns once every sender
-/// is gone and the queue is empty; the caller then flushes what it holds.
-fn serve_queue(index: usize, metrics: &MetricsFactory, queue: &Receiver<Batch>, mut publish: impl FnMut(Batch, Tag)) {
+/// metrics, hands each batch of `queue` to `server` with the thread's `worker-N` tag, ticks it,
+/// and about once a second records the queue's depth and hands the metrics over. Returns once
+/// every sender is gone and the queue is empty; the caller then flushes what it holds.
+fn serve_queue(index: usize, metrics: &MetricsFactory, queue: &Receiver<Batch>, server: &mut impl QueueServer) {
     with_metrics(|m| *m = metrics.local());
     let worker_tag = with_metrics(|m| m.tag(&format!("worker-{index}")));
     loop {
-        match queue.recv_timeout(FLUSH_PERIOD) {
-            Ok(batch) => publish(batch, worker_tag),
+        match queue.recv_timeout(TICK) {
+            Ok(batch) => server.publish(batch, worker_tag),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+        server.tick();
         with_metrics(|m| {
             let now = Instant::now();
             if m.flush_due(now) {
@@ -102,27 +116,45 @@ pub enum PublishError {
 pub struct Publishers {
     threads: Vec<JoinHandle<()>>,
     abandon: Arc<AtomicBool>,
+    /// Fault drills asked for ([`Publishers::raise_fatal_error`]); each Kafka publisher keeps
+    /// the count it has acted on.
+    drills: Arc<AtomicU64>,
     flush_timeout: Duration,
 }
 
 impl Publishers {
     /// Starts the publisher threads `PUBLISHER_TYPE` asks for: Kafka producers (failing fast on
     /// a bad librdkafka property) or log publishers, each on one queue of the returned
-    /// [`Handoff`]. `pattern` names each event's topic; `inboxes[k]` is shard k's inbox.
+    /// [`Handoff`]. `pattern` names each event's topic; `inboxes[k]` is shard k's inbox;
+    /// `health` is where Kafka producers report every broker down, and what tells them Kafka is
+    /// unreachable.
     pub fn start(
         config: &PublisherConfig,
         pattern: &TopicPattern,
         inboxes: Vec<async_channel::Sender<ShardMsg>>,
         metrics: &MetricsFactory,
+        health: &Arc<Health>,
     ) -> Result<(Publishers, Handoff), PublishError> {
         let inboxes: Arc<[_]> = inboxes.into();
         let abandon = Arc::new(AtomicBool::new(false));
+        let drills = Arc::new(AtomicU64::new(0));
         let (handoff, queues) = Handoff::channels(config.threads, config.queue_capacity);
         let threads = match config.kind {
-            PublisherKind::Kafka => start_kafka(config, pattern, queues, inboxes, metrics, &abandon)?,
+            PublisherKind::Kafka => {
+                let shared = KafkaShared { inboxes, metrics, health, abandon: &abandon, drills: &drills };
+                start_kafka(config, pattern, queues, &shared)?
+            }
             PublisherKind::Log => log::start(queues, inboxes, metrics)?,
         };
-        Ok((Publishers { threads, abandon, flush_timeout: config.flush_timeout }, handoff))
+        Ok((Publishers { threads, abandon, drills, flush_timeout: config.flush_timeout }, handoff))
+    }
+
+    /// A fault drill: raises a fatal error on every Kafka producer (librdkafka's
+    /// `rd_kafka_test_fatal_error`, as an idempotence failure would), which each publisher
+    /// answers by building a new producer; the batches the old one held are answered "retry".
+    /// Does nothing with the log publisher. Returns at once; the publishers act within a tick.
+    pub fn raise_fatal_error(&self) {
+        self.drills.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Waits for every publisher thread to drain its queue, flush and exit. Call after the
@@ -147,33 +179,47 @@ impl Publishers {
     }
 }
 
+/// What every Kafka publisher thread shares.
+struct KafkaShared<'a> {
+    inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
+    metrics: &'a MetricsFactory,
+    health: &'a Arc<Health>,
+    abandon: &'a Arc<AtomicBool>,
+    drills: &'a Arc<AtomicU64>,
+}
+
 /// Creates one producer, poll thread and publisher thread per queue.
 fn start_kafka(
     config: &PublisherConfig,
     pattern: &TopicPattern,
     queues: Vec<Receiver<Batch>>,
-    inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
-    metrics: &MetricsFactory,
-    abandon: &Arc<AtomicBool>,
+    shared: &KafkaShared<'_>,
 ) -> Result<Vec<JoinHandle<()>>, PublishError> {
     let mut client = ClientConfig::new();
     for (key, value) in &config.kafka {
         client.set(key, value);
     }
+    let deadlines = Deadlines { batch: config.batch_deadline, queue_full: config.queue_full_wait };
     let mut threads = Vec::with_capacity(queues.len());
     for (index, rx) in queues.into_iter().enumerate() {
-        let context = DeliveryContext::new(Arc::clone(&inboxes), pattern.clone());
-        let producer: BaseProducer<DeliveryContext> = client.create_with_context(context)?;
-        let producer = Arc::new(producer);
-        let poller = producer::Poller::start(index, &producer, metrics)?;
-        let worker = producer::Worker {
+        let spec = ProducerSpec {
             index,
-            producer,
+            client: client.clone(),
+            inboxes: Arc::clone(&shared.inboxes),
             pattern: pattern.clone(),
-            flush_timeout: config.flush_timeout,
-            abandon: Arc::clone(abandon),
-            metrics: metrics.clone(),
+            health: Arc::clone(shared.health),
+            metrics: shared.metrics.clone(),
+        };
+        let (producer, poller) = spec.build()?;
+        let worker = producer::Worker {
+            spec,
+            producer,
             poller,
+            flush_timeout: config.flush_timeout,
+            deadlines,
+            abandon: Arc::clone(shared.abandon),
+            drills: Arc::clone(shared.drills),
+            drills_seen: 0,
         };
         threads.push(std::thread::Builder::new().name(format!("raccoon-pub-{index}")).spawn(move || worker.run(rx))?);
     }

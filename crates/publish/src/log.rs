@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 
 use super::with_metrics;
 use crate::throttle::Throttle;
-use raccoon_core::handoff::{Ack, Batch, DeliveryOutcome, EventRecord, ShardMsg};
+use raccoon_core::handoff::{Ack, Batch, DeliveryOutcome, EventRecord, Failure, Persistence, Refusal, ShardMsg};
 use raccoon_metrics::{tags, MetricId, MetricsFactory, Tag};
 use raccoon_protocol::rawproto::{self, RawProtoError};
 
@@ -70,6 +70,18 @@ pub(super) fn start(
     Ok(handles)
 }
 
+/// A log worker while it serves its queue, with the line it renders into (reused).
+struct LogServing {
+    worker: LogWorker,
+    line: String,
+}
+
+impl super::QueueServer for LogServing {
+    fn publish(&mut self, batch: Batch, worker_tag: Tag) {
+        self.worker.publish(batch, &mut self.line, worker_tag);
+    }
+}
+
 /// One log publisher thread's state.
 ///
 /// Lives on: its log publisher thread.
@@ -84,9 +96,9 @@ struct LogWorker {
 impl LogWorker {
     /// Serves the queue until every sender is gone and the queue is empty.
     fn run(self, queue: Receiver<Batch>) {
-        let mut line = String::with_capacity(256);
-        super::serve_queue(self.index, &self.metrics, &queue, |batch, worker| self.publish(batch, &mut line, worker));
-        tracing::info!(publisher = self.index, "log publisher stopped");
+        let (index, metrics) = (self.index, self.metrics.clone());
+        super::serve_queue(index, &metrics, &queue, &mut LogServing { worker: self, line: String::with_capacity(256) });
+        tracing::info!(publisher = index, "log publisher stopped");
         with_metrics(|m| m.flush(Instant::now()));
     }
 
@@ -96,16 +108,17 @@ impl LogWorker {
         with_metrics(|m| m.record(MetricId::BatchIdle, tags([worker_tag]), idle));
         let outcome = log_events(&batch.events, line);
         if !batch.wants_ack {
-            if let DeliveryOutcome::Failed(detail) = &outcome {
+            if let DeliveryOutcome::Failed(failure) = &outcome {
                 // EVENT_ACK=0: the client was already told "success".
                 if let Some(suppressed) = self.lost_log.allow() {
+                    let detail = &failure.detail;
                     tracing::error!(shard = %batch.token.shard, conn = %batch.token.sink, %detail, suppressed, "events lost after ack on receipt");
                 }
             }
             return;
         }
         let Batch { token, req_guid, received_at, .. } = batch;
-        let ack = Ack { token, req_guid, outcome, received_at };
+        let ack = Ack { token, req_guid, outcome, received_at, late: false };
         // A closed inbox means the shard already exited; nothing is waiting for this ack.
         if self.inboxes[usize::from(token.shard.0)].send_blocking(ShardMsg::Ack(ack)).is_err() {
             tracing::debug!(shard = %token.shard, "ack for a shard that has exited");
@@ -136,7 +149,15 @@ fn log_events(events: &[EventRecord], line: &mut String) -> DeliveryOutcome {
     }
     match first_failure {
         None => DeliveryOutcome::Delivered,
-        Some(first) => DeliveryOutcome::Failed(format!("{failed} of {} events failed; first: {first}", events.len())),
+        // Logging them again would fail the same way: rejected, not to be sent again.
+        Some(first) => DeliveryOutcome::Failed(Failure {
+            refusal: Refusal::Rejected,
+            persistence: Persistence::NotPublished,
+            failed,
+            total: events.len(),
+            error_code: 0,
+            detail: format!("{failed} of {} events failed; first: {first}", events.len()),
+        }),
     }
 }
 
@@ -187,11 +208,12 @@ mod tests {
         let good = event("page", br#"{"a":1}"#.to_vec());
         assert_eq!(log_events(&[good.clone(), good.clone()], &mut line), DeliveryOutcome::Delivered);
         let events = [good, event("click", vec![0x0a, 0x05]), event("view", vec![0x0f])];
-        let DeliveryOutcome::Failed(detail) = log_events(&events, &mut line) else {
+        let DeliveryOutcome::Failed(failure) = log_events(&events, &mut line) else {
             panic!("expected a failure");
         };
+        assert_eq!((failure.refusal, failure.failed, failure.total), (Refusal::Rejected, 2, 3));
         assert_eq!(
-            detail,
+            failure.detail,
             "2 of 3 events failed; first: event 1 (type click): neither JSON nor protobuf: truncated field at byte 0"
         );
     }
@@ -229,9 +251,10 @@ mod tests {
             (ok.token.sink, ok.req_guid.as_str(), &ok.outcome),
             (SinkId(7), "guid-1", &DeliveryOutcome::Delivered)
         );
-        let DeliveryOutcome::Failed(detail) = &failed.outcome else {
+        let DeliveryOutcome::Failed(failure) = &failed.outcome else {
             panic!("expected a failure: {failed:?}");
         };
-        assert!(detail.contains("event 0 (type page)"), "{detail}");
+        assert!(failure.detail.contains("event 0 (type page)"), "{failure:?}");
+        assert!(!failed.late);
     }
 }

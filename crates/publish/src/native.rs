@@ -226,7 +226,9 @@ mod tests {
     /// 127.0.0.1): what it takes stays queued, so its queue can be filled on purpose.
     fn producer(room: usize) -> BaseProducer<DeliveryContext> {
         let (tx, _rx) = async_channel::bounded(1);
-        let context = DeliveryContext::new(Arc::from(vec![tx]), TopicPattern::parse("native-%s").unwrap());
+        let pattern = TopicPattern::parse("native-%s").unwrap();
+        let context =
+            DeliveryContext::new(Arc::from(vec![tx]), pattern, Arc::new(raccoon_core::health::Health::default()));
         ClientConfig::new()
             .set("bootstrap.servers", "127.0.0.1:1")
             .set("queue.buffering.max.messages", room.to_string())

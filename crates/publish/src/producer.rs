@@ -2,18 +2,22 @@
 //!
 //! Runs on: its own OS thread (blocking is fine here, never on a shard).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::bindings as rdsys;
+use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 
 use super::delivery::{DeliveryContext, InFlight};
 use super::native::{TopicBatch, TopicHandles};
 use super::with_metrics;
-use raccoon_core::handoff::Batch;
+use raccoon_core::handoff::{Batch, Persistence, ShardMsg};
+use raccoon_core::health::Health;
 use raccoon_core::topic::TopicPattern;
 use raccoon_metrics::{tags, MetricId, MetricsFactory, Tag};
 
@@ -25,19 +29,75 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 const TYPES_REMEMBERED: usize = 8;
 /// Longest a poll waits for librdkafka events; also how often the poll thread looks up.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Why a batch is answered before Kafka's outcome, when Kafka is known to be unreachable.
+const KAFKA_DOWN: &str = "Kafka is unreachable (every broker down, or the health check failed)";
+
+/// What a publisher needs to build its producer, at startup and again after a fatal error.
+pub(super) struct ProducerSpec {
+    pub(super) index: usize,
+    pub(super) client: ClientConfig,
+    pub(super) inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
+    pub(super) pattern: TopicPattern,
+    pub(super) health: Arc<Health>,
+    pub(super) metrics: MetricsFactory,
+}
+
+impl ProducerSpec {
+    /// A producer and its poll thread. Fails on a property librdkafka refuses (its message names
+    /// the property) or when the OS refuses the thread.
+    pub(super) fn build(&self) -> Result<(Arc<BaseProducer<DeliveryContext>>, Poller), crate::PublishError> {
+        let context = DeliveryContext::new(Arc::clone(&self.inboxes), self.pattern.clone(), Arc::clone(&self.health));
+        let producer: Arc<BaseProducer<DeliveryContext>> = Arc::new(self.client.create_with_context(context)?);
+        let poller = Poller::start(self.index, &producer, &self.metrics)?;
+        Ok((producer, poller))
+    }
+}
+
+/// A worker while it serves its queue, with what it keeps between batches.
+struct Serving {
+    worker: Worker,
+    /// The topic being rendered (reused).
+    topic: String,
+    handles: TopicHandles,
+    pending: Pending,
+}
+
+impl super::QueueServer for Serving {
+    fn publish(&mut self, batch: Batch, worker_tag: Tag) {
+        self.worker.publish(batch, &mut self.topic, &mut self.handles, &mut self.pending, worker_tag);
+    }
+
+    fn tick(&mut self) {
+        self.worker.tick(&mut self.handles, &mut self.pending);
+    }
+}
+
+/// How long a publisher waits for Kafka before answering a batch anyway.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadlines {
+    /// `PUBLISHER_KAFKA_BATCH_DEADLINE_MS`: a batch not acknowledged by Kafka within this time
+    /// of its receipt is answered "retry".
+    pub(super) batch: Duration,
+    /// `PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS`: how long a batch waits for room in librdkafka's
+    /// queue before its remaining events are refused.
+    pub(super) queue_full: Duration,
+}
 
 /// One publisher thread's state.
 pub(super) struct Worker {
-    pub(super) index: usize,
+    pub(super) spec: ProducerSpec,
     pub(super) producer: Arc<BaseProducer<DeliveryContext>>,
-    pub(super) pattern: TopicPattern,
+    /// This publisher's poll thread, started with the producer (see [`Poller::start`]).
+    pub(super) poller: Poller,
     pub(super) flush_timeout: Duration,
+    pub(super) deadlines: Deadlines,
     /// Set at shutdown, `PUBLISHER_KAFKA_FLUSH_INTERVAL_MS` after the shards are gone: stop
     /// waiting on a full librdkafka queue.
     pub(super) abandon: Arc<AtomicBool>,
-    pub(super) metrics: MetricsFactory,
-    /// This publisher's poll thread, started with it (see [`Poller::start`]).
-    pub(super) poller: Poller,
+    /// Bumped by [`crate::Publishers::raise_fatal_error`] (a fault drill); compared with
+    /// `drills_seen` on every tick.
+    pub(super) drills: Arc<AtomicU64>,
+    pub(super) drills_seen: u64,
 }
 
 /// The thread that serves librdkafka's events for one producer.
@@ -70,40 +130,157 @@ impl Poller {
     }
 }
 
+/// The batches of one publisher that wait for Kafka's answer and for which a client waits
+/// (`EVENT_ACK=1`), in the order they were handed to librdkafka, which is about the order of
+/// their deadlines. Settled ones are dropped as they reach the front; the rest are answered
+/// early when their deadline passes or Kafka is known to be down. At most one entry per batch
+/// librdkafka holds, so it is bounded by librdkafka's queue.
+#[derive(Default)]
+struct Pending(VecDeque<Arc<InFlight>>);
+
 impl Worker {
     pub(super) fn run(self, queue: Receiver<Batch>) {
-        let mut topic = String::with_capacity(64);
-        let mut handles = TopicHandles::default();
-        super::serve_queue(self.index, &self.metrics, &queue, |batch, worker| {
-            self.publish(batch, &mut topic, &mut handles, worker);
-        });
+        let mut serving = Serving {
+            worker: self,
+            topic: String::with_capacity(64),
+            handles: TopicHandles::default(),
+            pending: Pending::default(),
+        };
+        let (index, metrics) = (serving.worker.spec.index, serving.worker.spec.metrics.clone());
+        super::serve_queue(index, &metrics, &queue, &mut serving);
+        let Serving { worker, handles, .. } = serving;
         // Every shard is gone; give librdkafka a bounded time to deliver what it holds.
-        if let Err(error) = self.producer.flush(self.flush_timeout) {
+        if let Err(error) = worker.producer.flush(worker.flush_timeout) {
             tracing::error!(
-                publisher = self.index,
+                publisher = index,
                 %error,
-                undelivered = self.producer.in_flight_count(),
+                undelivered = worker.producer.in_flight_count(),
                 "flush at shutdown did not complete; undelivered events are lost"
             );
         } else {
-            tracing::info!(publisher = self.index, "publisher flushed and stopped");
+            tracing::info!(publisher = index, "publisher flushed and stopped");
         }
         // Topic handles go before the producer they belong to.
         drop(handles);
-        self.poller.stop();
+        let Worker { producer, poller, .. } = worker;
+        poller.stop();
+        drop(producer);
         with_metrics(|m| m.flush(Instant::now()));
+    }
+
+    /// Between batches, and at least every [`super::TICK`]: answers the batches that waited too
+    /// long or wait for a Kafka known to be down, runs a fault drill if one was asked for, and
+    /// rebuilds a producer that hit a fatal error.
+    fn tick(&mut self, handles: &mut TopicHandles, pending: &mut Pending) {
+        let drills = self.drills.load(Ordering::Acquire);
+        if drills != self.drills_seen {
+            self.drills_seen = drills;
+            self.raise_fatal_error();
+        }
+        if self.producer.context().take_errors_raised() {
+            if let Some((code, reason)) = self.producer.client().fatal_error() {
+                self.rebuild(handles, code, &reason);
+            }
+        }
+        let down = self.spec.health.kafka_known_down();
+        let now = Instant::now();
+        let context = self.producer.context();
+        let (mut kafka_down, mut deadline) = (0, 0);
+        while let Some(front) = pending.0.front() {
+            if front.settled() {
+            } else if down {
+                kafka_down += u64::from(context.answer_early(front, KAFKA_DOWN));
+            } else if now.saturating_duration_since(front.received_at()) >= self.deadlines.batch {
+                let why = format!("not acknowledged within {} ms", self.deadlines.batch.as_millis());
+                deadline += u64::from(context.answer_early(front, &why));
+            } else {
+                break;
+            }
+            pending.0.pop_front();
+        }
+        if kafka_down + deadline > 0 {
+            with_metrics(|m| {
+                for (reason, count) in [("kafka_down", kafka_down), ("deadline", deadline)] {
+                    if count > 0 {
+                        let reason = m.tag(reason);
+                        m.add(MetricId::AnsweredEarly, tags([reason]), count);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Raises a fatal error on this publisher's producer (librdkafka's
+    /// `rd_kafka_test_fatal_error`), as an idempotence failure would: the next tick rebuilds it.
+    #[allow(unsafe_code)]
+    fn raise_fatal_error(&self) {
+        let reason = c"fault drill (SIGUSR2)";
+        // SAFETY: the client's handle is valid while `self.producer` lives; librdkafka copies
+        // the reason.
+        let err = unsafe {
+            rdsys::rd_kafka_test_fatal_error(
+                self.producer.client().native_ptr(),
+                rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            )
+        };
+        tracing::warn!(publisher = self.spec.index, result = ?RDKafkaErrorCode::from(err), "fault drill: fatal producer error raised");
+    }
+
+    /// Replaces a producer that librdkafka declared unusable. Dropping the old one purges what it
+    /// held: each of those events is reported failed (retriable; "possibly persisted" if it was on
+    /// the wire), so every batch it held gets its answer. If a new producer cannot be built, the
+    /// old one stays (it refuses every event, answered "retry") and the next tick tries again.
+    fn rebuild(&mut self, handles: &mut TopicHandles, code: RDKafkaErrorCode, reason: &str) {
+        let (producer, poller) = match self.spec.build() {
+            Ok(built) => built,
+            Err(error) => {
+                tracing::error!(publisher = self.spec.index, %error, "cannot rebuild the Kafka producer; retrying");
+                // Asked again at the next tick.
+                self.producer.context().recheck_errors();
+                return;
+            }
+        };
+        tracing::error!(
+            publisher = self.spec.index,
+            error = ?code,
+            %reason,
+            in_flight = self.producer.in_flight_count(),
+            "fatal producer error: producer rebuilt, the batches it held are answered \"retry\""
+        );
+        // Topic handles go before the producer they belong to.
+        *handles = TopicHandles::default();
+        std::mem::replace(&mut self.poller, poller).stop();
+        // The last reference: rdkafka purges its queue and serves the purge reports on this
+        // thread as it drops.
+        drop(std::mem::replace(&mut self.producer, producer));
+        with_metrics(|m| m.add(MetricId::ProducerRebuilds, tags([]), 1));
     }
 
     /// Hands every event of `batch` to librdkafka, one batch-produce call per topic (see
     /// [`super::native`]). Hot path: no allocation per event (the topic is rendered into `topic`
     /// and its handle kept, payloads are borrowed; librdkafka copies them).
     ///
+    /// A batch whose client waits for its outcome (`EVENT_ACK=1`) is not queued for a Kafka known
+    /// to be down: its events are refused at once, not published, and it is answered "retry".
+    /// With `EVENT_ACK=0` the client was answered already, and librdkafka keeps the events for
+    /// when Kafka is back.
+    ///
     /// The records of one call carry one timestamp (CreateTime), read once by librdkafka: one
     /// clock read per batch and topic rather than per message, which was 1-4% of the server's CPU
     /// in the first profile (perf-results/2026-12-01-report).
-    fn publish(&self, batch: Batch, topic: &mut String, handles: &mut TopicHandles, worker_tag: Tag) {
+    fn publish(
+        &self,
+        batch: Batch,
+        topic: &mut String,
+        handles: &mut TopicHandles,
+        pending: &mut Pending,
+        worker_tag: Tag,
+    ) {
         let dequeued = Instant::now();
         let idle = dequeued.duration_since(batch.received_at);
+        let refuse_all = batch.wants_ack && self.spec.health.kafka_known_down();
+        let wants_ack = batch.wants_ack;
         let (in_flight, events) = InFlight::new(batch);
         handles.start_batch();
         let handles = &*handles;
@@ -113,15 +290,20 @@ impl Worker {
         let mut groups: Vec<TopicBatch<'_>> = Vec::new();
         let mut types: Vec<(&[u8], usize)> = Vec::new();
         for (i, event) in events.iter().enumerate() {
+            if refuse_all {
+                let name = self.spec.pattern.render_into(&event.event_type, topic);
+                self.refused(&in_flight, name, RDKafkaErrorCode::AllBrokersDown);
+                continue;
+            }
             let seen = types.iter().find(|(t, _)| *t == &event.event_type[..]).map(|&(_, group)| group);
             let index = match seen {
                 Some(index) => index,
                 None => {
-                    let name = self.pattern.render_into(&event.event_type, topic);
+                    let name = self.spec.pattern.render_into(&event.event_type, topic);
                     let handle = match handles.get(&self.producer, name) {
                         Ok(handle) => handle,
                         Err(code) => {
-                            self.refused(&in_flight, name, &KafkaError::MessageProduction(code));
+                            self.refused(&in_flight, name, code);
                             continue;
                         }
                     };
@@ -143,7 +325,10 @@ impl Worker {
             };
             groups[index].push(&event.payload, Arc::clone(&in_flight));
         }
-        self.produce_all(groups);
+        self.produce_all(groups, wants_ack);
+        if wants_ack && !in_flight.settled() {
+            pending.0.push_back(in_flight);
+        }
         let taken = dequeued.elapsed();
         with_metrics(|m| {
             m.record(MetricId::BatchIdle, tags([worker_tag]), idle);
@@ -152,17 +337,25 @@ impl Worker {
         });
     }
 
-    /// Hands every gathered group to librdkafka, waiting (and offering again) while its queue
-    /// is full, until shutdown gives up on it.
-    fn produce_all(&self, groups: Vec<TopicBatch<'_>>) {
+    /// Hands every gathered group to librdkafka, waiting (and offering again) while its queue is
+    /// full. A client that waits for the outcome (`wants_ack`) is not kept waiting past
+    /// `PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS`, or at all once Kafka is known to be down: the events
+    /// still outside librdkafka are refused (not published). Without a waiting client, the wait
+    /// lasts until shutdown gives up on it: that is what pushes back on the shards.
+    fn produce_all(&self, groups: Vec<TopicBatch<'_>>, wants_ack: bool) {
+        let mut full_since: Option<Instant> = None;
         for mut group in groups {
             let topic = group.topic;
             // The name is looked up only for a refusal, which is rare.
-            let refused = |opaque: Arc<InFlight>, code| {
-                self.refused(&opaque, &topic.name(), &KafkaError::MessageProduction(code))
-            };
+            let refused = |opaque: Arc<InFlight>, code| self.refused(&opaque, &topic.name(), code);
             while group.produce(refused) {
-                if self.abandon.load(Ordering::Acquire) {
+                let since = *full_since.get_or_insert_with(Instant::now);
+                let give_up = if wants_ack {
+                    since.elapsed() >= self.deadlines.queue_full || self.spec.health.kafka_known_down()
+                } else {
+                    self.abandon.load(Ordering::Acquire)
+                };
+                if give_up {
                     group.refuse_all(RDKafkaErrorCode::QueueFull, refused);
                     break;
                 }
@@ -171,18 +364,16 @@ impl Worker {
         }
     }
 
-    /// An event librdkafka refused outright: it counts as settled and failed.
-    fn refused(&self, in_flight: &InFlight, topic: &str, error: &KafkaError) {
+    /// An event librdkafka refused outright (or that was not offered to it): it counts as
+    /// settled, failed and not published.
+    fn refused(&self, in_flight: &InFlight, topic: &str, code: RDKafkaErrorCode) {
         let context = self.producer.context();
-        in_flight.fail(topic, error);
-        context.count_event(in_flight, topic, false);
-        if matches!(
-            error,
-            KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)
-        ) {
+        in_flight.fail(topic, code, Persistence::NotPublished);
+        context.count_event(in_flight, topic, Err(code));
+        if matches!(code, RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) {
             with_metrics(|m| {
                 let (t, g) = (m.client_tag(topic), m.client_tag(in_flight.group()));
-                let ty = m.client_tag(self.pattern.event_type_of(topic));
+                let ty = m.client_tag(self.spec.pattern.event_type_of(topic));
                 m.add(MetricId::UnknownTopic, tags([t, ty, g]), 1);
             });
         }

@@ -34,6 +34,13 @@ pub struct PublisherConfig {
     pub queue_capacity: usize,
     /// Flush deadline at shutdown.
     pub flush_timeout: Duration,
+    /// `PUBLISHER_KAFKA_BATCH_DEADLINE_MS`: a batch whose client waits (`EVENT_ACK=1`) and that
+    /// Kafka has not acknowledged within this time of its receipt is answered "retry" (its
+    /// events stay with librdkafka, which keeps trying until `message.timeout.ms`).
+    pub batch_deadline: Duration,
+    /// `PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS`: how long such a batch waits for room in
+    /// librdkafka's full queue before its remaining events are refused and it is answered "retry".
+    pub queue_full_wait: Duration,
     /// librdkafka properties, defaults merged with `PUBLISHER_KAFKA_CLIENT_*` (unused by the
     /// log publisher).
     pub kafka: BTreeMap<String, String>,

@@ -17,6 +17,12 @@
 //!   the original is still in flight waits for the original's outcome and gets the same reply;
 //!   Raccoon answered success at once, even if the original then failed. A failed original is
 //!   forgotten, so the client's next retry is published.
+//! * **Never published twice, never dropped, across an outage.** An original answered "retry"
+//!   before Kafka's outcome was known (its events still queued in librdkafka: a deadline passed,
+//!   or Kafka became unreachable) stays remembered as pending. A copy that arrives meanwhile is
+//!   answered "retry" at once and not published; once the original's final outcome arrives (the
+//!   publisher's late ack), a delivered original makes the next copy a duplicate answered with
+//!   success, and a failed one is forgotten so the next copy is published.
 //!
 //! Lives on: owning shard; shared by a connection's reader (which checks) and writer (which
 //! settles delivery outcomes) through a [`RefCell`](std::cell::RefCell), never borrowed across an `.await`.
@@ -35,6 +41,9 @@ pub enum Verdict {
     /// A copy of a batch still awaiting its delivery outcome: the writer answers it together
     /// with the original.
     WaitForOriginal,
+    /// A copy of a batch answered "retry" while its events are still queued for Kafka: answer
+    /// "retry" at once, publish nothing.
+    StillPending,
 }
 
 /// A `req_guid`'s keyed 64-bit hash, valid only for the [`Dedup`] that made it.
@@ -45,8 +54,22 @@ pub struct Fingerprint(u64);
 enum State {
     /// Published, outcome not known yet; `copies` duplicates wait for it.
     InFlight { copies: u32 },
+    /// Answered "retry" early; its events are still queued for Kafka, the final outcome follows.
+    Pending,
     /// Answered with success.
     Answered,
+}
+
+/// What a batch's answer means for the copies of it to come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Delivered: later copies are duplicates.
+    Delivered,
+    /// Failed, nothing of it left queued: a later copy is published.
+    Failed,
+    /// Answered "retry" while its events are still queued for Kafka: later copies are answered
+    /// "retry" until [`Dedup::settle_late`] brings the final outcome.
+    StillPending,
 }
 
 /// The guids one connection has sent recently.
@@ -83,6 +106,7 @@ impl Dedup {
         match self.seen.get_mut(&key.0) {
             None => Verdict::Publish(Some(key)),
             Some(State::Answered) => Verdict::AnsweredBefore,
+            Some(State::Pending) => Verdict::StillPending,
             Some(State::InFlight { copies }) => {
                 *copies += 1;
                 Verdict::WaitForOriginal
@@ -101,21 +125,38 @@ impl Dedup {
         }
     }
 
-    /// Records a batch's delivery outcome. Returns how many copies waited for it; each gets
-    /// the same reply. A failed batch is forgotten so that a retry is published.
-    pub fn settle(&mut self, req_guid: &str, delivered: bool) -> u32 {
+    /// Records a batch's answer. Returns how many copies waited for it; each gets the same
+    /// reply. A failed batch is forgotten so that a retry is published.
+    pub fn settle(&mut self, req_guid: &str, settled: Settled) -> u32 {
         let Some(Fingerprint(key)) = self.fingerprint(req_guid) else { return 0 };
         let copies = match self.seen.get(&key) {
             Some(State::InFlight { copies }) => *copies,
             // Published before dedup knew it (cannot happen) or answered already.
             _ => return 0,
         };
+        match settled {
+            Settled::Delivered => self.remember_answered(key),
+            Settled::Failed => {
+                self.seen.remove(&key);
+            }
+            Settled::StillPending => {
+                self.seen.insert(key, State::Pending);
+            }
+        }
+        copies
+    }
+
+    /// Records the final outcome of a batch answered early ([`Settled::StillPending`]).
+    pub fn settle_late(&mut self, req_guid: &str, delivered: bool) {
+        let Some(Fingerprint(key)) = self.fingerprint(req_guid) else { return };
+        if self.seen.get(&key) != Some(&State::Pending) {
+            return;
+        }
         if delivered {
             self.remember_answered(key);
         } else {
             self.seen.remove(&key);
         }
-        copies
     }
 
     fn remember_answered(&mut self, key: u64) {
@@ -164,7 +205,7 @@ mod tests {
         publish(&mut dedup, "", true);
         publish(&mut dedup, "", false);
         assert_eq!(dedup.check(""), Verdict::Publish(None));
-        assert_eq!(dedup.settle("", true), 0);
+        assert_eq!(dedup.settle("", Settled::Delivered), 0);
         assert_eq!(dedup.len(), 0);
     }
 
@@ -174,10 +215,10 @@ mod tests {
         publish(&mut dedup, "a", false);
         assert_eq!(dedup.check("a"), Verdict::WaitForOriginal);
         assert_eq!(dedup.check("a"), Verdict::WaitForOriginal);
-        assert_eq!(dedup.settle("a", true), 2);
+        assert_eq!(dedup.settle("a", Settled::Delivered), 2);
         assert_eq!(dedup.check("a"), Verdict::AnsweredBefore);
         // A second outcome for the same guid (cannot happen) answers nobody twice.
-        assert_eq!(dedup.settle("a", true), 0);
+        assert_eq!(dedup.settle("a", Settled::Delivered), 0);
     }
 
     #[test]
@@ -185,9 +226,27 @@ mod tests {
         let mut dedup = Dedup::new(8);
         publish(&mut dedup, "a", false);
         assert_eq!(dedup.check("a"), Verdict::WaitForOriginal);
-        assert_eq!(dedup.settle("a", false), 1);
+        assert_eq!(dedup.settle("a", Settled::Failed), 1);
         assert!(matches!(dedup.check("a"), Verdict::Publish(Some(_))));
         assert_eq!(dedup.len(), 0);
+    }
+
+    #[test]
+    fn a_batch_answered_early_is_published_once_whatever_its_final_outcome() {
+        let mut dedup = Dedup::new(8);
+        for (guid, delivered) in [("delivered", true), ("failed", false)] {
+            publish(&mut dedup, guid, false);
+            assert_eq!(dedup.check(guid), Verdict::WaitForOriginal);
+            assert_eq!(dedup.settle(guid, Settled::StillPending), 1, "the waiting copy gets the same \"retry\"");
+            assert_eq!(dedup.check(guid), Verdict::StillPending, "not published while the original is queued");
+            assert_eq!(dedup.check(guid), Verdict::StillPending);
+            dedup.settle_late(guid, delivered);
+        }
+        assert_eq!(dedup.check("delivered"), Verdict::AnsweredBefore, "delivered once: a copy is a duplicate");
+        assert!(matches!(dedup.check("failed"), Verdict::Publish(Some(_))), "failed for good: a copy is published");
+        // A late outcome for a guid not pending (cannot happen) changes nothing.
+        dedup.settle_late("delivered", false);
+        assert_eq!(dedup.check("delivered"), Verdict::AnsweredBefore);
     }
 
     #[test]
@@ -203,7 +262,7 @@ mod tests {
         assert_eq!(dedup.check("g4"), Verdict::AnsweredBefore);
         assert_eq!(dedup.check("in-flight"), Verdict::WaitForOriginal);
         // Settling pushes the oldest answered guid out.
-        assert_eq!(dedup.settle("in-flight", true), 1);
+        assert_eq!(dedup.settle("in-flight", Settled::Delivered), 1);
         assert!(matches!(dedup.check("g2"), Verdict::Publish(Some(_))));
         assert_eq!(dedup.check("in-flight"), Verdict::AnsweredBefore);
         assert_eq!(dedup.len(), 3);

@@ -3,8 +3,11 @@
 //! knowledge, as Raccoon's plain `grpc.NewServer()`), its streams spawned as shard tasks.
 //!
 //! Outcomes, as Raccoon's handler (spec 1.6): a published batch gets the usual
-//! [`SendEventResponse`](raccoon_protocol::pb::SendEventResponse) with `grpc-status: 0` (also when Kafka failed it, with `EVENT_ACK=1`:
-//! then `code` is `CODE_INTERNAL_ERROR`, and here the reason says why; Raccoon left it empty);
+//! [`SendEventResponse`](raccoon_protocol::pb::SendEventResponse) with `grpc-status: 0`, and so
+//! does one Kafka failed for good, with `EVENT_ACK=1` (a missing topic: `CODE_INTERNAL_ERROR`; a
+//! rejected event: `CODE_BAD_REQUEST`; the reason says why, where Raccoon left it empty). A
+//! batch Kafka could not take now ends with `UNAVAILABLE` and the reason, so that gRPC clients'
+//! retry policies resend it ([`raccoon_protocol::refusal`]);
 //! a call without the connection id metadata ends with `UNKNOWN` "connection id header
 //! missing"; a body that is not a [`SendEventRequest`](raccoon_protocol::pb::SendEventRequest) with `INTERNAL`. Added: a message over
 //! `SERVER_GRPC_MAX_MESSAGE_BYTES` ends with `RESOURCE_EXHAUSTED` before it is buffered, a
@@ -34,6 +37,7 @@ use crate::submit::{publish_request, record_refused};
 use raccoon_metrics::{tags, MetricId};
 use raccoon_protocol::batch::{decode_batch, BatchError};
 use raccoon_protocol::grpc::{self, FrameError, GrpcCode, PREFIX_BYTES};
+use raccoon_protocol::refusal;
 use raccoon_protocol::reply::{unix_now_secs, Reply};
 use raccoon_rt::{Activity, HyperIo};
 
@@ -136,7 +140,7 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
         }
     };
     let publish = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at);
-    let outcome = match deadline {
+    let answer = match deadline {
         None => publish.await,
         Some(deadline) => {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -147,7 +151,10 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
         }
     };
     shard.metrics().borrow_mut().record(MetricId::EventRtt, tags([]), received_at.elapsed());
-    reply(&outcome)
+    match answer.refusal.and_then(refusal::grpc_status) {
+        Some(code) => status(code, &answer.reply.reason),
+        None => reply(&answer.reply),
+    }
 }
 
 /// Why no request message could be read.

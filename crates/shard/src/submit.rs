@@ -10,9 +10,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raccoon_core::handoff::{AckToken, Batch, DeliveryOutcome, Offer, Seq};
+use raccoon_core::handoff::{AckToken, Batch, DeliveryOutcome, Failure, Offer, Persistence, Refusal, Seq};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::batch::DecodedBatch;
+use raccoon_protocol::refusal;
 use raccoon_protocol::reply::Reply;
 
 use crate::shard::Shard;
@@ -23,7 +24,47 @@ const QUEUE_FULL_BACKOFF_MIN: Duration = Duration::from_micros(100);
 const QUEUE_FULL_BACKOFF_MAX: Duration = Duration::from_millis(5);
 
 /// Why a reply says the publisher has stopped (shutdown raced the batch).
-pub(crate) const PUBLISHER_STOPPED: &str = "the publisher has stopped";
+const PUBLISHER_STOPPED: &str = "the publisher has stopped (the server is shutting down)";
+
+/// A batch's answer on its way to a transport: the reply, and, for a batch that was not
+/// published, the refusal that REST and gRPC turn into their status ([`refusal`]).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) reply: Reply,
+    pub(crate) refusal: Option<Refusal>,
+}
+
+impl Answer {
+    /// The answer to a batch with this delivery outcome.
+    pub(crate) fn of(req_guid: String, outcome: &DeliveryOutcome) -> Answer {
+        match outcome {
+            DeliveryOutcome::Delivered => Answer { reply: Reply::success(req_guid), refusal: None },
+            DeliveryOutcome::Failed(failure) => Answer::failed(req_guid, failure),
+        }
+    }
+
+    fn failed(req_guid: String, failure: &Failure) -> Answer {
+        Answer { reply: refusal::reply(req_guid, failure), refusal: Some(failure.refusal) }
+    }
+
+    /// The answer to a batch of `total` events the publishers stopped before taking
+    /// (shutdown): not published, send it again (to this server once restarted, or another).
+    pub(crate) fn publisher_stopped(req_guid: String, total: usize) -> Answer {
+        let failure = Failure {
+            refusal: Refusal::Retriable,
+            persistence: Persistence::NotPublished,
+            failed: total,
+            total,
+            error_code: 0,
+            detail: PUBLISHER_STOPPED.to_owned(),
+        };
+        Answer::failed(req_guid, &failure)
+    }
+
+    fn success(req_guid: String) -> Answer {
+        Answer { reply: Reply::success(req_guid), refusal: None }
+    }
+}
 
 /// Counts a decoded batch and its events.
 pub(crate) fn record_batch(shard: &Shard, group: Tag, batch: &DecodedBatch) {
@@ -101,10 +142,10 @@ pub(crate) async fn publish_request(
     group_name: Arc<str>,
     decoded: DecodedBatch,
     received_at: Instant,
-) -> Reply {
+) -> Answer {
     record_batch(shard, group, &decoded);
     if decoded.events.is_empty() {
-        return Reply::success(decoded.req_guid);
+        return Answer::success(decoded.req_guid);
     }
     let wants_ack = shard.config().ack_mode == AckMode::OnDelivery;
     // Every request is a sink of its own in the ack router: its outcome comes back to it.
@@ -113,21 +154,19 @@ pub(crate) async fn publish_request(
     let token = AckToken { shard: shard.id(), sink, seq: Seq(0) };
     let (batch_guid, reply_guid) =
         if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
+    let total = decoded.events.len();
     let batch =
         Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at, group: group_name };
     if let Err(batch) = submit(shard, batch).await {
-        return Reply::publish_failed(reply_guid.unwrap_or(batch.req_guid), PUBLISHER_STOPPED);
+        return Answer::publisher_stopped(reply_guid.unwrap_or(batch.req_guid), total);
     }
     let Some(pending) = pending else {
-        return Reply::success(reply_guid.unwrap_or_default());
+        return Answer::success(reply_guid.unwrap_or_default());
     };
     match pending.outcome().await {
-        Some(ack) => match ack.outcome {
-            DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
-            DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
-        },
+        Some(ack) => Answer::of(ack.req_guid, &ack.outcome),
         // The shard stopped routing before the outcome came (it cannot, while requests wait).
-        None => Reply::publish_failed(String::new(), PUBLISHER_STOPPED),
+        None => Answer::publisher_stopped(String::new(), total),
     }
 }
 
@@ -259,6 +298,7 @@ mod tests {
             req_guid: batch.req_guid.clone(),
             outcome,
             received_at: batch.received_at,
+            late: false,
         })
     }
 
@@ -278,9 +318,18 @@ mod tests {
             assert_eq!(&*batch.group, "grp");
             assert_eq!(batch.events.len(), 2);
             assert_eq!(batch.req_guid, "g-1", "the guid rides with the batch, to come back in the ack");
-            assert!(shard.route(ack_for(&batch, DeliveryOutcome::Failed("broker said no".into()))));
-            let reply = request.await;
+            let failure = Failure {
+                refusal: Refusal::Retriable,
+                persistence: Persistence::StillPending,
+                failed: 2,
+                total: 2,
+                error_code: -192,
+                detail: "broker said no".into(),
+            };
+            assert!(shard.route(ack_for(&batch, DeliveryOutcome::Failed(failure))));
+            let Answer { reply, refusal } = request.await;
             assert_eq!((reply.status, reply.code), (Status::Error, Code::InternalError));
+            assert_eq!(refusal, Some(Refusal::Retriable), "REST and gRPC answer by the refusal");
             assert_eq!(reply.req_guid.as_deref(), Some("g-1"));
             assert!(reply.reason.contains("broker said no"), "{}", reply.reason);
             let stats = *shard.stats().borrow();
@@ -291,14 +340,14 @@ mod tests {
     #[test]
     fn on_receipt_the_request_is_answered_once_queued_and_an_empty_batch_is_not_queued() {
         on_a_shard(AckMode::OnReceipt, 4, |shard, queue| async move {
-            let reply =
+            let Answer { reply, refusal } =
                 publish_request(&shard, shard.tags().na, Arc::from("g"), decoded("r-1", &["a"]), Instant::now()).await;
-            assert_eq!((reply.status, reply.req_guid.as_deref()), (Status::Success, Some("r-1")));
+            assert_eq!((reply.status, reply.req_guid.as_deref(), refusal), (Status::Success, Some("r-1"), None));
             let batch = queue.try_recv().expect("queued before the reply");
             assert!(!batch.wants_ack);
-            let reply =
+            let answer =
                 publish_request(&shard, shard.tags().na, Arc::from("g"), decoded("r-2", &[]), Instant::now()).await;
-            assert_eq!(reply.status, Status::Success);
+            assert_eq!(answer.reply.status, Status::Success);
             assert!(queue.try_recv().is_err(), "nothing to publish for an empty batch");
         });
     }
@@ -358,6 +407,7 @@ mod tests {
                     req_guid: "w-1".into(),
                     outcome: DeliveryOutcome::Delivered,
                     received_at: Instant::now(),
+                    late: false,
                 })
             };
             assert!(shard.route(ack(conn)));

@@ -193,6 +193,11 @@ impl TestServer {
         }
     }
 
+    /// Sends SIGUSR2: the server's fault drill (a fatal error on every Kafka producer).
+    pub fn fault_drill(&self) {
+        self.signal(libc::SIGUSR2);
+    }
+
     #[allow(unsafe_code)]
     fn signal(&self, sig: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");

@@ -1,9 +1,11 @@
 //! The REST transport: `POST /api/v1/events` with a [`SendEventRequest`](raccoon_protocol::pb::SendEventRequest) body, protobuf
 //! (`Content-Type: application/proto`) or JSON (`application/json`), answered with a
 //! [`SendEventResponse`](raccoon_protocol::pb::SendEventResponse) in the same encoding, with the status codes of Raccoon's REST handler
-//! (spec 1.6): 200 on success, 400 for a bad content type or body, 500 when publishing failed.
+//! (spec 1.6): 200 on success, 400 for a bad content type or body, 500 for a missing topic.
 //! Added here: 413 for a body over `SERVER_HTTP_MAX_BODY_BYTES`, 408 for a body that does not
-//! arrive within `SERVER_HTTP_BODY_TIMEOUT_MS`, 503 while the server shuts down.
+//! arrive within `SERVER_HTTP_BODY_TIMEOUT_MS`, 503 while the server shuts down; and for a batch
+//! Kafka did not take, the status of its refusal ([`raccoon_protocol::refusal`]): 503 with
+//! `Retry-After` when Kafka is unavailable, 400 when Kafka rejects an event for good.
 //!
 //! Each refusal's `reason` is Raccoon's text where Raccoon has the case (`invalid content type`,
 //! `deserialization failure`, `cannot publish events: ...`); where that text is fixed, what went
@@ -27,9 +29,11 @@ use hyper::body::{Body as _, Incoming};
 use super::body::Body;
 use crate::shard::Shard;
 use crate::submit::{publish_request, record_refused};
+use raccoon_core::handoff::Refusal;
 use raccoon_metrics::{tags, MetricId};
 use raccoon_protocol::batch::BatchError;
 use raccoon_protocol::pb::Code;
+use raccoon_protocol::refusal;
 use raccoon_protocol::reply::{unix_now_secs, Reply};
 use raccoon_protocol::routing;
 use raccoon_protocol::Encoding;
@@ -122,14 +126,16 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
             return with_detail(respond(StatusCode::BAD_REQUEST, encoding, content_type, &reply), &error.to_string());
         }
     };
-    let reply = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at).await;
+    let answer = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at).await;
     shard.metrics().borrow_mut().record(MetricId::EventRtt, tags([]), received_at.elapsed());
-    let status = match reply.code {
-        Code::Ok => StatusCode::OK,
-        Code::BadRequest => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    let Some(refused) = answer.refusal else {
+        return respond(StatusCode::OK, encoding, content_type, &answer.reply);
     };
-    respond(status, encoding, content_type, &reply)
+    let mut response = respond(refusal::http_status(refused), encoding, content_type, &answer.reply);
+    if refused == Refusal::Retriable {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(refusal::RETRY_AFTER_SECS));
+    }
+    response
 }
 
 /// Reads the whole body, refusing it as soon as it is known to exceed `max` bytes.

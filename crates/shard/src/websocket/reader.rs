@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use raccoon_core::handoff::{AckToken, Batch, Offer, Seq, SinkId};
 use raccoon_metrics::{tags, MetricId, Tag};
+use raccoon_protocol::refusal;
 use raccoon_protocol::reply::Reply;
 use raccoon_protocol::websocket::{FrameReader, Incoming};
 use raccoon_protocol::Encoding;
@@ -23,7 +24,7 @@ use super::outbound::{Outbound, OutboundTx, ReaderEnd};
 use super::shared::ConnShared;
 use crate::dedup::{Fingerprint, Verdict};
 use crate::shard::Shard;
-use crate::submit::{record_batch, record_refused, try_submit, wait_for_room, PUBLISHER_STOPPED};
+use crate::submit::{record_batch, record_refused, try_submit, wait_for_room, Answer};
 use crate::AckMode;
 
 /// A connection's reader: its task's whole state, owned, so that the task is one future with
@@ -158,7 +159,10 @@ impl Reader {
                     Verdict::AnsweredBefore => {
                         Handled::Answer(Some(Reply::success(decoded.req_guid)), Some(received_at))
                     }
-                    _ => Handled::Answer(None, None),
+                    Verdict::StillPending => {
+                        Handled::Answer(Some(refusal::copy_still_pending(decoded.req_guid)), Some(received_at))
+                    }
+                    Verdict::WaitForOriginal | Verdict::Publish(_) => Handled::Answer(None, None),
                 };
             }
         };
@@ -209,7 +213,7 @@ impl Reader {
             }
             Err(batch) => {
                 let guid = reply_guid.unwrap_or(batch.req_guid);
-                Some(Reply::publish_failed(guid, PUBLISHER_STOPPED))
+                Some(Answer::publisher_stopped(guid, batch.events.len()).reply)
             }
         }
     }

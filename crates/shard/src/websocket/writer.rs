@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
-use raccoon_core::handoff::{Ack, DeliveryOutcome, SinkId};
+use raccoon_core::handoff::{Ack, DeliveryOutcome, Persistence, SinkId};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::reply::{unix_now_secs, Reply};
 use raccoon_protocol::websocket::{encode, encode_close, encode_with};
@@ -31,7 +31,9 @@ use super::outbound::{Outbound, OutboundTx, ReaderEnd};
 use super::queue::Receiver;
 use super::shared::ConnShared;
 use super::socket::WsSocket;
+use crate::dedup::Settled;
 use crate::shard::Shard;
+use crate::submit::Answer;
 
 /// Payload of server pings, as Raccoon sends them.
 const PING_PAYLOAD: &[u8] = b"--ping--";
@@ -246,20 +248,31 @@ impl Writer {
         gathered.received.extend(received);
     }
 
-    /// Answers a batch with its Kafka outcome, and every copy of it that arrived meanwhile.
+    /// Answers a batch with its Kafka outcome, and every copy of it that arrived meanwhile. A
+    /// late ack (the final outcome of a batch answered early) answers nobody: it only tells
+    /// deduplication what became of the batch.
     fn delivery(&self, gathered: &mut Gathered, ack: Ack) {
+        if ack.late {
+            if let Some(dedup) = &self.shared.dedup {
+                dedup.borrow_mut().settle_late(&ack.req_guid, ack.outcome == DeliveryOutcome::Delivered);
+            }
+            return;
+        }
         // The reply mirrors the frame type the batch came in.
         let encoding = if self.shared.json_in_flight.borrow_mut().remove(&ack.token.seq) {
             Encoding::Json
         } else {
             Encoding::Proto
         };
-        let delivered = ack.outcome == DeliveryOutcome::Delivered;
-        let copies = self.shared.dedup.as_ref().map_or(0, |d| d.borrow_mut().settle(&ack.req_guid, delivered));
-        let reply = match ack.outcome {
-            DeliveryOutcome::Delivered => Reply::success(ack.req_guid),
-            DeliveryOutcome::Failed(detail) => Reply::publish_failed(ack.req_guid, &detail),
+        let settled = match &ack.outcome {
+            DeliveryOutcome::Delivered => Settled::Delivered,
+            DeliveryOutcome::Failed(failure) if failure.persistence == Persistence::StillPending => {
+                Settled::StillPending
+            }
+            DeliveryOutcome::Failed(_) => Settled::Failed,
         };
+        let copies = self.shared.dedup.as_ref().map_or(0, |d| d.borrow_mut().settle(&ack.req_guid, settled));
+        let reply = Answer::of(ack.req_guid, &ack.outcome).reply;
         self.reply(gathered, &reply, encoding, Some(ack.received_at));
         for _ in 0..copies {
             self.reply(gathered, &reply, encoding, None);
