@@ -495,6 +495,34 @@ fn bad_configuration_fails_at_startup_naming_the_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no.such.property"), "{stderr}");
 
+    // The producer is idempotent by default: a setting that conflicts with it fails startup
+    // with librdkafka's words naming the property, and turning idempotence off allows it.
+    let start_with = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_raccoon"));
+        command.env_clear().env("SERVER_BIND_ADDRESS", "127.0.0.1").env("SERVER_WEBSOCKET_PORT", "0");
+        command.env("SERVER_GRPC_PORT", "0").env("PUBLISHER_KAFKA_CLIENT_BOOTSTRAP_SERVERS", "127.0.0.1:1");
+        command.envs(env.iter().copied()).stdin(std::process::Stdio::null());
+        command
+    };
+    for (property, env, value) in
+        [("acks", "PUBLISHER_KAFKA_CLIENT_ACKS", "1"), ("max.in.flight", "PUBLISHER_KAFKA_CLIENT_MAX_IN_FLIGHT", "10")]
+    {
+        let output = start_with(&[(env, value)]).output().unwrap();
+        assert!(!output.status.success(), "{env}={value} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(property) && stderr.contains("enable.idempotence"), "{env}: {stderr}");
+    }
+    let mut allowed =
+        start_with(&[("PUBLISHER_KAFKA_CLIENT_ACKS", "1"), ("PUBLISHER_KAFKA_CLIENT_ENABLE_IDEMPOTENCE", "false")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(allowed.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.contains(r#""raccoon":"listening""#), "acks=1 without idempotence starts: {line:?}");
+    allowed.kill().unwrap();
+    allowed.wait().unwrap();
+
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_raccoon")).arg("--help").output().unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--config"));
