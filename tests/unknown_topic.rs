@@ -56,6 +56,12 @@ fn a_missing_topic_fails_the_batch_on_every_transport() {
     std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
     assert_failed(&pb::SendEventResponse::decode(&bytes[..]).unwrap(), "rest-missing");
 
+    let path = "/raystack.raccoon.v1beta1.EventService/SendEvent";
+    let reply =
+        grpc_call(server.grpc_addr, path, batch("grpc-missing", &prefix, &["nowhere"], 2), &[("x-user-id", "m")])
+            .expect("a missing topic is a reply with grpc-status OK, as Raccoon's");
+    assert_failed(&reply, "grpc-missing");
+
     // The connection and the server carry on.
     assert_eq!(server.get("/ping").0, 200);
     ws.send_batch(&batch("ws-empty", &prefix, &[], 0));
