@@ -122,7 +122,10 @@ impl PrivateCluster {
             if let Some(state) = state.as_ref().filter(|s| holds(s)) {
                 return state.clone();
             }
-            assert!(Instant::now() < deadline, "{topic}-{partition}: never {what} within {limit:?}; last seen {state:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{topic}-{partition}: never {what} within {limit:?}; last seen {state:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -193,7 +196,8 @@ mod tests {
         let cluster = PrivateCluster::new("unit", &[("KAFKA_START_TIMEOUT", "30")]);
         let addrs: Vec<String> = PrivateCluster::NODES.iter().map(|&n| cluster.addr(n)).collect();
         assert_eq!(cluster.bootstrap(), addrs.join(","));
-        let mut ports: Vec<&str> = addrs.iter().map(|a| a.strip_prefix("127.0.0.1:").expect("a 127.0.0.1 address")).collect();
+        let mut ports: Vec<&str> =
+            addrs.iter().map(|a| a.strip_prefix("127.0.0.1:").expect("a 127.0.0.1 address")).collect();
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), 3, "{addrs:?}");
