@@ -3,7 +3,10 @@
 # 127.0.0.1 using only `java` (17+) and `mvn`. The jars come from Maven Central via
 # scripts/kafka-pom.xml, because apache.org tarballs are not reachable from CI.
 #
-#   scripts/kafka.sh install | start | stop | status | logs [tail args, e.g. -f]
+#   scripts/kafka.sh install | start | stop | kill | status | logs [tail args, e.g. -f]
+#
+# `kill` sends SIGKILL (a crash, for tests): nothing is flushed or removed, and a later
+# `start` with the same KAFKA_DATA_DIR reuses the storage and its data.
 #
 # Environment (defaults):
 #   KAFKA_VERSION=4.4.0          org.apache.kafka:kafka_2.13 version (4.x: see pom)
@@ -17,6 +20,21 @@
 #   KAFKA_HEAP_OPTS="-Xmx512m -Xms256m", KAFKA_JVM_OPTS (extra JVM flags)
 #   KAFKA_CDS=1                  0 disables the class-data-sharing archive (see cmd_start)
 #   KAFKA_AUTO_CREATE_TOPICS=true  the broker's auto.create.topics.enable
+#   KAFKA_NUM_PARTITIONS=1       num.partitions (of auto-created topics)
+# A node of a multi-node KRaft cluster (scripts/kafka-cluster.sh sets these; the defaults
+# are the single node's):
+#   KAFKA_NODE_ID=1              node.id
+#   KAFKA_QUORUM_VOTERS          controller.quorum.voters, id@host:port,...; default
+#                                $KAFKA_NODE_ID@127.0.0.1:$KAFKA_CONTROLLER_PORT (this node alone)
+#   KAFKA_CLUSTER_ID             the cluster id the storage is formatted with on the first
+#                                start; every node of one cluster needs the same one. Empty:
+#                                a random one. A start whose storage holds another id fails.
+#   KAFKA_INTERNAL_REPLICATION_FACTOR=1  replication factor of the internal topics (offsets,
+#                                transaction state, share-group state)
+#   KAFKA_INTERNAL_MIN_ISR=1     their min ISR (transaction and share-group state)
+#   KAFKA_DEFAULT_REPLICATION_FACTOR  default.replication.factor (auto-created topics);
+#                                empty: not written, Kafka's default (1)
+#   KAFKA_MIN_INSYNC_REPLICAS    min.insync.replicas; empty: not written, Kafka's default (1)
 # Several brokers can run at once as long as ports and KAFKA_DATA_DIR differ; a
 # restart with the same KAFKA_DATA_DIR reuses the formatted storage and its data.
 set -euo pipefail
@@ -31,6 +49,14 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_CDS="${KAFKA_CDS:-1}"
 KAFKA_AUTO_CREATE_TOPICS="${KAFKA_AUTO_CREATE_TOPICS:-true}"
+KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-1}"
+KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
+KAFKA_QUORUM_VOTERS="${KAFKA_QUORUM_VOTERS:-$KAFKA_NODE_ID@127.0.0.1:$KAFKA_CONTROLLER_PORT}"
+KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-}"
+KAFKA_INTERNAL_REPLICATION_FACTOR="${KAFKA_INTERNAL_REPLICATION_FACTOR:-1}"
+KAFKA_INTERNAL_MIN_ISR="${KAFKA_INTERNAL_MIN_ISR:-1}"
+KAFKA_DEFAULT_REPLICATION_FACTOR="${KAFKA_DEFAULT_REPLICATION_FACTOR:-}"
+KAFKA_MIN_INSYNC_REPLICAS="${KAFKA_MIN_INSYNC_REPLICAS:-}"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LIBS="$KAFKA_HOME_DIR/libs"
@@ -128,11 +154,15 @@ wait_ready() {  # $1 = start timestamp
 }
 
 write_config() {
+  local internal="# Single node: every internal topic must make do with one replica."
+  if [[ "$KAFKA_INTERNAL_REPLICATION_FACTOR" != 1 ]]; then
+    internal="# Internal topics: $KAFKA_INTERNAL_REPLICATION_FACTOR replicas, $KAFKA_INTERNAL_MIN_ISR of them in sync to take writes."
+  fi
   cat >"$PROPS" <<EOF
 # Written by scripts/kafka.sh on every start; edits here are overwritten.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$KAFKA_NODE_ID
+controller.quorum.voters=$KAFKA_QUORUM_VOTERS
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
@@ -140,14 +170,14 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DATA_DIR/data
 auto.create.topics.enable=$KAFKA_AUTO_CREATE_TOPICS
-num.partitions=1
+num.partitions=$KAFKA_NUM_PARTITIONS
 group.initial.rebalance.delay.ms=0
-# Single node: every internal topic must make do with one replica.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+$internal
+offsets.topic.replication.factor=$KAFKA_INTERNAL_REPLICATION_FACTOR
+transaction.state.log.replication.factor=$KAFKA_INTERNAL_REPLICATION_FACTOR
+transaction.state.log.min.isr=$KAFKA_INTERNAL_MIN_ISR
+share.coordinator.state.topic.replication.factor=$KAFKA_INTERNAL_REPLICATION_FACTOR
+share.coordinator.state.topic.min.isr=$KAFKA_INTERNAL_MIN_ISR
 # 1 instead of 50 partitions: a test's first consumer group is ready in ms, not seconds.
 offsets.topic.num.partitions=1
 transaction.state.log.num.partitions=1
@@ -161,6 +191,13 @@ broker.heartbeat.interval.ms=1000
 # this buffer at startup: 128 MB by default, 16 MB is plenty for a dev broker.
 log.cleaner.dedupe.buffer.size=16777216
 EOF
+  # Only a cluster's nodes set these; the single node's file stays as it always was.
+  if [[ -n "$KAFKA_DEFAULT_REPLICATION_FACTOR" ]]; then
+    echo "default.replication.factor=$KAFKA_DEFAULT_REPLICATION_FACTOR" >>"$PROPS"
+  fi
+  if [[ -n "$KAFKA_MIN_INSYNC_REPLICAS" ]]; then
+    echo "min.insync.replicas=$KAFKA_MIN_INSYNC_REPLICAS" >>"$PROPS"
+  fi
   # The broker reads its logging config from the data dir, not from the checkout,
   # so a running broker survives the checkout being removed.
   cp "$SCRIPT_DIR/kafka-log4j2.properties" "$LOG4J_CONF"
@@ -193,12 +230,17 @@ cmd_start() {
   [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
   # meta.properties is what `format` writes; its presence means the storage is ours
   # already (a restart): the existing cluster id and data must be kept.
-  if [[ ! -f "$KAFKA_DATA_DIR/data/meta.properties" ]]; then
-    local cluster_id
-    # A cluster id is 16 random bytes in URL-safe base64 without padding, as
-    # `kafka-storage random-uuid` prints it (minus its rule against a leading '-').
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-    cluster_id="A${cluster_id:1}"
+  local meta="$KAFKA_DATA_DIR/data/meta.properties" cluster_id="$KAFKA_CLUSTER_ID"
+  if [[ -f "$meta" && -n "$cluster_id" ]] && ! grep -qxF "cluster.id=$cluster_id" "$meta"; then
+    die "$KAFKA_DATA_DIR/data is formatted for another cluster ($(grep -F cluster.id= "$meta")), not KAFKA_CLUSTER_ID=$cluster_id"
+  fi
+  if [[ ! -f "$meta" ]]; then
+    if [[ -z "$cluster_id" ]]; then
+      # A cluster id is 16 random bytes in URL-safe base64 without padding, as
+      # `kafka-storage random-uuid` prints it (minus its rule against a leading '-').
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+      cluster_id="A${cluster_id:1}"
+    fi
     # C1-only JIT and serial GC: a one-shot tool starts faster that way.
     (KAFKA_HEAP_OPTS="-Xmx256m" KAFKA_JVM_OPTS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" \
       java_exec kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$PROPS") \
@@ -251,6 +293,29 @@ cmd_stop() {
   say "stopped 127.0.0.1:$KAFKA_PORT (pid $pid) in $(since "$t0")s"
 }
 
+# SIGKILL, as a crash: no controlled shutdown, no flush; the data and the formatted
+# storage stay, so a later `start` recovers the logs and rejoins (after a crash the
+# controller takes the node back once its old session has expired: see
+# broker.session.timeout.ms above).
+cmd_kill() {
+  local pid i
+  if ! pid="$(running_pid)"; then
+    rm -f "$PID_FILE"
+    say "not running on 127.0.0.1:$KAFKA_PORT"
+    return 0
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    running_pid >/dev/null || break
+    sleep 0.05
+  done
+  running_pid >/dev/null && die "pid $pid still alive 5s after SIGKILL"
+  rm -f "$PID_FILE"
+  # A killed JVM dumps no class-data archive: drop any partial one it began.
+  rm -f "$KAFKA_HOME_DIR"/cds-*.jsa."$KAFKA_PORT".tmp
+  say "killed 127.0.0.1:$KAFKA_PORT (pid $pid); data kept in $KAFKA_DATA_DIR"
+}
+
 cmd_status() {
   local pid
   if pid="$(running_pid)"; then
@@ -269,7 +334,8 @@ case "${1:-}" in
   install) if installed; then say "$KAFKA_VERSION already installed in $KAFKA_HOME_DIR"; else cmd_install; fi ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
+  kill) cmd_kill ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
-  *) echo "usage: $0 install|start|stop|status|logs [-f]" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|kill|status|logs [-f]" >&2; exit 2 ;;
 esac

@@ -1,5 +1,6 @@
 //! Reading back what the server published: every record of a topic from its beginning, and the
-//! assertion every end-to-end test makes, that a topic holds exactly what was sent.
+//! assertion every end-to-end test makes, that a topic holds exactly what was sent. `kafka` is a
+//! bootstrap list: one broker, or every node of a cluster.
 
 use std::time::{Duration, Instant};
 
@@ -21,15 +22,7 @@ pub fn consume(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<Ve
 
 /// [`consume`], with each record's timestamp (milliseconds since the epoch).
 pub fn consume_records(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<(Vec<u8>, Option<i64>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka)
-        .set("group.id", unique("raccoon-test"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("create a consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("partition 0 from the beginning");
-    consumer.assign(&tpl).expect("assign the partition");
+    let consumer = from_the_beginning(kafka, topic);
     let poll = |out: &mut Vec<(Vec<u8>, Option<i64>)>, wait: Duration| {
         // Errors (e.g. the topic is not there yet) are retried until the deadline.
         if let Some(Ok(m)) = consumer.poll(wait) {
@@ -47,6 +40,53 @@ pub fn consume_records(kafka: &str, topic: &str, want: usize, limit: Duration) -
         poll(&mut out, Duration::from_millis(100));
     }
     out
+}
+
+/// Every record of partition 0 of `topic`, from the beginning up to its high watermark as it is
+/// when called: all that Kafka acknowledged to producers (with `acks=all`, a record is below the
+/// high watermark before its producer hears of it), duplicates included, and nothing is waited
+/// for beyond it. For topics whose expected count is not known in advance, e.g. where a failed
+/// batch's events may or may not have been written. Panics if the end is not reached in `limit`.
+pub fn consume_to_end(kafka: &str, topic: &str, limit: Duration) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let consumer = from_the_beginning(kafka, topic);
+    let high = loop {
+        match consumer.fetch_watermarks(topic, 0, Duration::from_secs(5)) {
+            Ok((_, high)) => break high,
+            Err(e) => assert!(Instant::now() < deadline, "topic {topic}: no watermarks within {limit:?}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = Vec::new();
+    let mut next = 0;
+    while next < high {
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic}: read up to offset {next} of {high} within {limit:?} ({} records)",
+            out.len()
+        );
+        // Errors (e.g. a leader moving) are retried until the deadline.
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.payload().unwrap_or_default().to_vec());
+            next = m.offset() + 1;
+        }
+    }
+    out
+}
+
+/// A consumer of partition 0 of `topic` from its first record, in a group of its own that
+/// commits nothing.
+fn from_the_beginning(kafka: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", unique("raccoon-test"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create a consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("partition 0 from the beginning");
+    consumer.assign(&tpl).expect("assign the partition");
+    consumer
 }
 
 /// Consumes `topic` and checks it holds exactly `want`, in any order: no loss, no duplicates.

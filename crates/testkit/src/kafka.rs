@@ -1,6 +1,7 @@
 //! Kafka brokers through `scripts/kafka.sh`, which installs (once, cached) and runs a
 //! single-node KRaft broker: the shared one on 127.0.0.1:9092 that most tests use with topics of
-//! their own, and private ones for tests that stop the broker or change its settings.
+//! their own, and private ones for tests that stop the broker or change its settings. A cluster
+//! of three is [`crate::cluster`]'s.
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -13,15 +14,22 @@ pub const KAFKA: &str = "127.0.0.1:9092";
 
 /// Runs `scripts/kafka.sh <action>` with extra environment; panics with its output on failure.
 pub fn kafka_script(action: &str, env: &[(&str, &str)]) {
+    run_script("scripts/kafka.sh", &[action], env);
+}
+
+/// Runs the repository's `script` (a path from the workspace root) with `args` and extra
+/// environment; panics with its output on failure.
+pub(crate) fn run_script(script: &str, args: &[&str], env: &[(&str, &str)]) {
     let output = Command::new("bash")
-        .arg(workspace_dir().join("scripts/kafka.sh"))
-        .arg(action)
+        .arg(workspace_dir().join(script))
+        .args(args)
         .envs(env.iter().copied())
         .output()
-        .expect("run scripts/kafka.sh");
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
         output.status.success(),
-        "scripts/kafka.sh {action} failed:\n{}\n{}",
+        "{script} {} failed:\n{}\n{}",
+        args.join(" "),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );

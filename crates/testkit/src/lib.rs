@@ -7,6 +7,8 @@
 //! - [`server`]: a server process started from a binary path, its log, its addresses, stopping it.
 //! - [`binary`]: where the workspace's built `raccoon` binary is, built first if needed.
 //! - [`kafka`]: the shared broker and private ones, through `scripts/kafka.sh`.
+//! - [`cluster`]: a three-node cluster of a test's own (`scripts/kafka-cluster.sh`): nodes killed,
+//!   stopped and started, partition leaders and in-sync replicas from its metadata.
 //! - [`consume`](mod@consume): reading a topic back and asserting it holds exactly what was sent.
 //! - [`http`]: plain HTTP/1.1 requests to the server's ports, and polling one until it answers.
 //! - [`prometheus`]: samples in a Prometheus text exposition, scraped until they hold.
@@ -18,6 +20,7 @@
 
 pub mod addresses;
 pub mod binary;
+pub mod cluster;
 pub mod consume;
 pub mod http;
 pub mod kafka;
@@ -27,7 +30,8 @@ pub mod server;
 
 pub use addresses::Addresses;
 pub use binary::{built_server, workspace_dir};
-pub use consume::{assert_topic_holds, consume, consume_records};
+pub use cluster::{PartitionState, PrivateCluster};
+pub use consume::{assert_topic_holds, consume, consume_records, consume_to_end};
 pub use http::{get_from, http_to, wait_for_status};
 pub use kafka::{kafka_script, shared_kafka, PrivateBroker, KAFKA};
 pub use names::{free_port, free_ports, unique};
