@@ -1,7 +1,7 @@
 //! Kafka as its users run it: a cluster of three brokers (KRaft, every node broker and
 //! controller; `scripts/kafka-cluster.sh` through the test kit's [`PrivateCluster`]), topics
 //! replicated 3 times with `min.insync.replicas=2`, auto-created with one partition. The server
-//! produces with `acks=all` (its default), `enable.idempotence=true` (set here explicitly) and
+//! produces with `acks=all` (its default), `enable.idempotence=true` (its default, set here explicitly all the same) and
 //! `EVENT_ACK=1`, so a success answer means every event of the batch is on at least two
 //! brokers.
 //!
@@ -14,7 +14,9 @@
 //! * (a) [`leader_killed_under_load`]: the partition's leader killed with SIGKILL while clients
 //!   send; a new leader takes over, nothing acknowledged is lost or doubled (the invariant is
 //!   [`check_invariant`]'s), and the answer latency across the election is reported.
-//! * (c) two brokers down: the place for it is marked in the test below.
+//! * (c) [`two_brokers_down`]: with the partition below `min.insync.replicas`, every batch is
+//!   answered "retry" by its deadline instead of hanging, and once a broker is back batches
+//!   succeed again, with no restart.
 //!
 //! The figures (cluster start, election time, answer latency) go to the test's stderr directly,
 //! not through the test harness's capture, so the CI log shows them for a passing run too.
@@ -62,22 +64,18 @@ fn a_three_broker_cluster_keeps_every_acknowledged_event_exactly_once() {
     report(&format!("(b) one broker down: {:.1} s", t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    leader_killed_under_load(&cluster);
+    let down = leader_killed_under_load(&cluster);
     report(&format!("(a) leader killed under load: {:.1} s", t.elapsed().as_secs_f64()));
 
-    // (c) two brokers down: retryable answers, then recovery. To be written once the server's
-    // failure answers change. Here (a) has left the cluster with one node down (its killed
-    // leader) and the other two in sync; stopping or killing a second node leaves the
-    // partition below min.insync.replicas=2, so the brokers refuse acks=all writes
-    // (NOT_ENOUGH_REPLICAS, retried by librdkafka until message.timeout.ms); start_node brings
-    // nodes back. Its server, topic and clients as in the cases above ([`start_load`],
-    // [`check_invariant`]).
+    let t = Instant::now();
+    two_brokers_down(&cluster, down);
+    report(&format!("(c) two brokers down: {:.1} s", t.elapsed().as_secs_f64()));
 
     report(&format!("whole test: {:.1} s", started.elapsed().as_secs_f64()));
 }
 
-/// The server for one case: `EVENT_ACK=1` and an idempotent producer (explicitly: its default
-/// is to change), events of type `kind` to topic `prefix-kind-log`.
+/// The server for one case: `EVENT_ACK=1` and an idempotent producer (the default, named
+/// explicitly), events of type `kind` to topic `prefix-kind-log`.
 fn server_for(cluster: &PrivateCluster, prefix: &str) -> TestServer {
     start_server(
         &cluster.bootstrap(),
@@ -164,7 +162,9 @@ fn one_broker_down(cluster: &PrivateCluster) {
 /// leader showed in the metadata must be answered with success (one broker down, as in (b)).
 /// The latency of the sends in flight between the kill and the new leader is reported (max and
 /// p99), next to the steady state's before and after.
-fn leader_killed_under_load(cluster: &PrivateCluster) {
+///
+/// Returns the killed node, still down.
+fn leader_killed_under_load(cluster: &PrivateCluster) -> i32 {
     let prefix = unique("cluster-a");
     let server = server_for(cluster, &prefix);
     let topic = format!("{prefix}-crash-log");
@@ -209,6 +209,70 @@ fn leader_killed_under_load(cluster: &PrivateCluster) {
         .map(|(guid, s)| (guid, s.reason.as_str()))
         .collect();
     assert!(refused.is_empty(), "sends after the new leader was elected answered with errors: {refused:?}");
+    leader
+}
+
+/// The server's batch deadline in (c): the longest a batch may wait for Kafka before it is
+/// answered "retry".
+const DEADLINE: Duration = Duration::from_secs(2);
+
+/// (c) Two brokers down: `down` (left down by (a)) and a second one stopped, so the partition has
+/// one in-sync replica, below `min.insync.replicas=2`. The brokers still answer, so librdkafka
+/// does not see every broker down; it retries `NOT_ENOUGH_REPLICAS` until `message.timeout.ms`
+/// (300 s). The server answers each such batch "retry" at its deadline instead: every send is
+/// answered within the deadline and a margin, and some are answered "retry". Then both nodes
+/// come back; once two replicas are in sync, batches succeed again (within 10 s, no restart),
+/// and the topic satisfies [`check_invariant`] (a batch answered "retry" while its events were
+/// still queued may be in Kafka once per send: its client sent it again).
+fn two_brokers_down(cluster: &PrivateCluster, down: i32) {
+    let prefix = unique("cluster-c");
+    let server = start_server(
+        &cluster.bootstrap(),
+        &[
+            ("EVENT_ACK", "1"),
+            ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
+            ("PUBLISHER_KAFKA_BATCH_DEADLINE_MS", &DEADLINE.as_millis().to_string()),
+        ],
+    );
+    let topic = format!("{prefix}-below-log");
+    let load = start_load(&server, &prefix, "below", CLIENTS);
+    let state = cluster.wait_for_isr(&topic, 0, 2, METADATA_LIMIT);
+    let second = *state.isr.iter().find(|&&n| Some(n) != state.leader).expect("a follower in sync");
+    std::thread::sleep(Duration::from_secs(1));
+
+    let stopped_at = Instant::now();
+    cluster.stop_node(second);
+    std::thread::sleep(Duration::from_secs(8));
+    let back_at = Instant::now();
+    cluster.start_node(second);
+    cluster.start_node(down);
+    cluster.wait_for_partition(&topic, 0, "two replicas in sync again", METADATA_LIMIT, |s| s.isr.len() >= 2);
+    let in_sync_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let batches = load.stop();
+
+    let sends = || batches.iter().flat_map(|b| &b.sends);
+    let below = latencies(sends().filter(|s| s.sent > stopped_at + Duration::from_secs(1) && s.sent < back_at));
+    let retried: Vec<&Send> =
+        sends().filter(|s| !s.success && s.sent > stopped_at && s.answered < in_sync_at).collect();
+    let recovered = sends()
+        .filter(|s| s.success && s.sent > in_sync_at)
+        .map(|s| s.answered - in_sync_at)
+        .min()
+        .expect("no batch succeeded after two replicas were in sync again");
+    let summary = check_invariant(cluster, &topic, &batches);
+    report(&format!("(c) node {second} stopped with node {down} down: answers below min.insync.replicas: {below}"));
+    report(&format!("(c) {} answers \"retry\" while below; {summary}", retried.len()));
+    report(&format!(
+        "(c) nodes back: two replicas in sync {:.1} s after the start, first success {:.1} s after that",
+        (in_sync_at - back_at).as_secs_f64(),
+        recovered.as_secs_f64()
+    ));
+    assert!(!retried.is_empty(), "no batch was answered \"retry\" below min.insync.replicas");
+    assert!(retried.iter().all(|s| s.reason.contains("(retry")), "error answers that do not say retry");
+    assert!(below.count > 0, "no batch was sent while below min.insync.replicas");
+    assert!(below.max < DEADLINE + Duration::from_secs(2), "a batch waited {:?}: a hang, not an answer", below.max);
+    assert!(recovered < Duration::from_secs(10), "batches succeed again {recovered:?} after recovery");
 }
 
 /// One send of a batch and its answer.

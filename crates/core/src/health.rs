@@ -10,9 +10,13 @@
 //! The flags live here; what sets them is the publishers' checker thread (in `raccoon-publish`),
 //! which asks the cluster for its brokers every two seconds with its own librdkafka client, so a
 //! slow or dead broker never blocks a publisher or a shard, and the producers themselves, which
-//! report at once when librdkafka finds every broker down ([`Health::report_kafka_down`]).
-//! Shards read readiness from atomics; publishers read [`Health::kafka_known_down`] to answer
-//! batches at once instead of queueing them for a Kafka that is not there.
+//! report at once when librdkafka finds every broker down ([`Health::report_kafka_down`]; the
+//! checker's next success clears it). Shards read readiness from atomics; publishers read
+//! [`Health::kafka_known_down`] to answer batches at once instead of queueing them for a Kafka
+//! that is not there. Only the producers' report counts for that: a failed check makes the
+//! server not ready, but one check's failure (one broker of several not answering it in time)
+//! is not enough to refuse every batch; a batch for a Kafka that hangs is answered by its
+//! deadline instead.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -29,8 +33,10 @@ const UNREACHABLE: u8 = 2;
 pub struct Health {
     /// The publisher needs no broker: Kafka's reachability does not matter.
     no_broker: bool,
-    /// `UNKNOWN` until the first check, then what the last check or report said.
+    /// `UNKNOWN` until the first check, then what the last check said.
     kafka: AtomicU8,
+    /// A producer found every broker down since the checker last reached Kafka.
+    producers_down: AtomicBool,
     draining: AtomicBool,
     stop: AtomicBool,
 }
@@ -57,7 +63,9 @@ impl Health {
     pub fn readiness(&self) -> Readiness {
         if self.draining.load(Ordering::Acquire) {
             Readiness::Draining
-        } else if !self.no_broker && self.kafka.load(Ordering::Acquire) != REACHABLE {
+        } else if !self.no_broker
+            && (self.kafka.load(Ordering::Acquire) != REACHABLE || self.producers_down.load(Ordering::Acquire))
+        {
             Readiness::KafkaUnreachable
         } else {
             Readiness::Ready
@@ -70,25 +78,26 @@ impl Health {
         self.stop.store(true, Ordering::Release);
     }
 
-    /// Records the outcome of a reachability check; returns whether the previous state was
-    /// "reachable".
+    /// Records the outcome of a reachability check; returns whether the previous check found
+    /// Kafka reachable. A check that reaches Kafka also clears the producers' report.
     pub fn set_kafka_reachable(&self, reachable: bool) -> bool {
         let state = if reachable { REACHABLE } else { UNREACHABLE };
+        if reachable {
+            self.producers_down.store(false, Ordering::Release);
+        }
         self.kafka.swap(state, Ordering::AcqRel) == REACHABLE
     }
 
-    /// A producer found every broker down (librdkafka's `ALL_BROKERS_DOWN`): Kafka counts as
-    /// unreachable until the checker next reaches it. Returns whether this is news (it was not
-    /// known to be down before).
+    /// A producer found every broker down (librdkafka's `ALL_BROKERS_DOWN`): Kafka is known to be
+    /// down until the checker next reaches it. Returns whether this is news.
     pub fn report_kafka_down(&self) -> bool {
-        self.kafka.swap(UNREACHABLE, Ordering::AcqRel) != UNREACHABLE
+        !self.producers_down.swap(true, Ordering::AcqRel)
     }
 
-    /// Whether Kafka is known to be unreachable: the last check failed or a producer reported
-    /// every broker down since. False before the first check (unknown is not down) and for a
-    /// server without a broker.
+    /// Whether Kafka is known to be down: a producer found every broker down, and the health
+    /// checker has not reached Kafka since. Always false for a server without a broker.
     pub fn kafka_known_down(&self) -> bool {
-        !self.no_broker && self.kafka.load(Ordering::Acquire) == UNREACHABLE
+        !self.no_broker && self.producers_down.load(Ordering::Acquire)
     }
 
     /// Whether the checker should stop (shutdown began).
@@ -112,8 +121,11 @@ mod tests {
         assert!(!health.report_kafka_down(), "known already");
         assert!(health.kafka_known_down());
         assert_eq!(health.readiness(), Readiness::KafkaUnreachable);
-        assert!(!health.set_kafka_reachable(true), "it was down");
-        assert!(!health.kafka_known_down());
+        assert!(health.set_kafka_reachable(true), "the last check had reached it");
+        assert!(!health.kafka_known_down(), "a check that reaches Kafka clears the report");
+        assert!(health.set_kafka_reachable(false), "the check before had reached it");
+        assert!(!health.kafka_known_down(), "a failed check alone is not \"known down\"");
+        assert_eq!(health.readiness(), Readiness::KafkaUnreachable, "but it is not ready");
         health.start_draining();
         assert_eq!(health.readiness(), Readiness::Draining);
     }

@@ -126,7 +126,7 @@ metrics! {
     DeliveryErrors = "kafka_delivery_errors_total", Counter, ["error_code", "retriable"], New,
         "Events that failed, by librdkafka's error name (`MSG_SIZE_TOO_LARGE`, `_MSG_TIMED_OUT`, `_ALL_BROKERS_DOWN` for events not offered to a Kafka known to be down, ...) and whether the client is told to retry (`true`) or not (`false`: rejected, or a missing topic). The table is in crates/publish/src/classify.rs.";
     AnsweredEarly = "kafka_batches_answered_early_total", Counter, ["reason"], New,
-        "Batches (EVENT_ACK=1) answered \"retry\" before Kafka's outcome was known: `kafka_down` (every broker down, or the health check failing) or `deadline` (not acknowledged within PUBLISHER_KAFKA_BATCH_DEADLINE_MS). Their events stay with librdkafka and may still be published.";
+        "Batches (EVENT_ACK=1) answered \"retry\" before Kafka's outcome was known: `kafka_down` (a producer found every broker down) or `deadline` (not acknowledged within PUBLISHER_KAFKA_BATCH_DEADLINE_MS). Their events stay with librdkafka and may still be published.";
     ProducerRebuilds = "kafka_producer_rebuilds_total", Counter, [], New,
         "Kafka producers built anew after a fatal librdkafka error (or a SIGUSR2 fault drill); the batches the old one held are answered \"retry\".";
     TxMessages = "kafka_tx_messages_total", Gauge, [], Raccoon,

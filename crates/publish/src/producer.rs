@@ -30,7 +30,7 @@ const TYPES_REMEMBERED: usize = 8;
 /// Longest a poll waits for librdkafka events; also how often the poll thread looks up.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// Why a batch is answered before Kafka's outcome, when Kafka is known to be unreachable.
-const KAFKA_DOWN: &str = "Kafka is unreachable (every broker down, or the health check failed)";
+const KAFKA_DOWN: &str = "Kafka is unreachable (every broker down)";
 
 /// What a publisher needs to build its producer, at startup and again after a fatal error.
 pub(super) struct ProducerSpec {

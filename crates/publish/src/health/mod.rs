@@ -41,13 +41,15 @@ pub fn start_checker(health: &Arc<Health>, kafka: &BTreeMap<String, String>) -> 
 fn check_loop(health: &Health, client: &BaseProducer) {
     let mut probe = cluster::ClusterProbe::new(client.client());
     while !health.checker_stopped() {
-        let reachable = match probe.brokers(CHECK_TIMEOUT) {
+        // A failed question is asked once more at once: librdkafka may have sent it to a broker
+        // that just went away while others are up.
+        let reachable = (0..2).any(|_| match probe.brokers(CHECK_TIMEOUT) {
             Ok(brokers) => brokers > 0,
             Err(error) => {
                 tracing::debug!(%error, "Kafka health check failed");
                 false
             }
-        };
+        });
         let was = health.set_kafka_reachable(reachable);
         if was != reachable {
             if reachable {
