@@ -202,10 +202,25 @@ fn an_outage_is_answered_retry_on_every_transport_and_recovery_needs_no_restart(
     assert_acked_once(&broker.addr, &prefix, &sent, &acked);
 }
 
+/// A knob of the crash test: `RACCOON_CRASH_<NAME>` from the environment, else `default` (CI's
+/// size; perf-results/2026-12-03-delivery.md has a larger run).
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(format!("RACCOON_CRASH_{name}")).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The server's resident memory, in KiB, from `/proc/<pid>/status`.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn broker_crashes_under_load_leave_every_batch_in_kafka_exactly_once() {
-    const CLIENTS: usize = 4;
-    const CYCLES: usize = 3;
+    let (clients, cycles, events) = (knob("CLIENTS", 4), knob("CYCLES", 3), knob("EVENTS", 10));
     let broker = PrivateBroker::new("crash", &[]);
     broker.run("start");
     let prefix = unique("crash");
@@ -220,20 +235,24 @@ fn broker_crashes_under_load_leave_every_batch_in_kafka_exactly_once() {
     server.wait_for_status("/health/ready", 200, Duration::from_secs(10));
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let clients: Vec<_> = (0..CLIENTS)
+    let began = Instant::now();
+    let client_threads: Vec<_> = (0..clients)
         .map(|c| {
             let (stop, sent, prefix) = (Arc::clone(&stop), Arc::clone(&sent), prefix.clone());
             let mut ws = server.connect(&[("X-User-ID", &format!("crash-{c}"))]);
             std::thread::spawn(move || {
                 let (mut batches, mut resends) = (0usize, 0usize);
+                let mut slowest = Duration::ZERO;
                 while !stop.load(Ordering::Acquire) {
-                    let request = batch(&format!("c{c}-{batches}"), &prefix, &["a"], 10);
+                    let request = batch(&format!("c{c}-{batches}"), &prefix, &["a"], events);
                     sent.lock().unwrap().push(request.clone());
                     // Sent again, same guid, until it succeeds: the server must publish it once.
                     let started = Instant::now();
                     loop {
+                        let attempt = Instant::now();
                         ws.send_batch(&request);
                         let reply = ws.reply();
+                        slowest = slowest.max(attempt.elapsed());
                         match reply.code() {
                             pb::Code::Ok => break,
                             pb::Code::InternalError => {
@@ -249,27 +268,41 @@ fn broker_crashes_under_load_leave_every_batch_in_kafka_exactly_once() {
                     }
                     batches += 1;
                 }
-                (batches, resends)
+                (batches, resends, slowest)
             })
         })
         .collect();
-    for cycle in 0..CYCLES {
+    let mut rss = vec![(0.0, rss_kib(server.pid()))];
+    let mut sample = |rss: &mut Vec<(f64, u64)>| rss.push((began.elapsed().as_secs_f64(), rss_kib(server.pid())));
+    for cycle in 0..cycles {
         std::thread::sleep(Duration::from_secs(2));
+        sample(&mut rss);
         broker.run("kill");
         std::thread::sleep(Duration::from_secs(1));
+        sample(&mut rss);
         broker.run("start");
+        sample(&mut rss);
         eprintln!("cycle {cycle}: broker killed and restarted");
     }
     std::thread::sleep(Duration::from_secs(2));
+    sample(&mut rss);
     stop.store(true, Ordering::Release);
-    let (mut batches, mut resends) = (0, 0);
-    for client in clients {
-        let (b, r) = client.join().expect("a client failed");
+    let (mut batches, mut resends, mut slowest) = (0, 0, Duration::ZERO);
+    for client in client_threads {
+        let (b, r, s) = client.join().expect("a client failed");
         batches += b;
         resends += r;
+        slowest = slowest.max(s);
     }
     let sent = sent.lock().unwrap().clone();
-    eprintln!("{CYCLES} crash cycles: {batches} batches of 10 events acknowledged, {resends} resends");
+    let seconds = began.elapsed().as_secs_f64();
+    eprintln!(
+        "{cycles} crash cycles, {clients} clients, {seconds:.1} s: {batches} batches of {events} events acknowledged \
+         ({:.0} events/s), {resends} resends, slowest answer {slowest:?}",
+        (batches * events) as f64 / seconds
+    );
+    eprintln!("server RSS over time (s, KiB): {rss:?}");
     assert!(resends > 0, "the crashes were not noticed by any client");
+    // Every batch was acknowledged in the end: each of its events is there exactly once.
     assert_topics_hold(&broker.addr, &expected_by_topic(&prefix, &sent));
 }

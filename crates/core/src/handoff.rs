@@ -95,8 +95,10 @@ pub struct Batch {
 pub enum DeliveryOutcome {
     /// Every event was acknowledged by Kafka.
     Delivered,
-    /// At least one event was not (or not yet) published.
-    Failed(Failure),
+    /// At least one event was not (or not yet) published. Boxed: failures are rare, and every
+    /// [`Ack`] (which a WebSocket writer's task keeps room for while it writes) stays as small
+    /// as when the failure was one `String`.
+    Failed(Box<Failure>),
 }
 
 /// What a client is told about a batch that was not published, decided once, by the publisher

@@ -143,14 +143,14 @@ impl InFlight {
                 } else {
                     Persistence::NotPublished
                 };
-                DeliveryOutcome::Failed(Failure {
+                DeliveryOutcome::Failed(Box::new(Failure {
                     refusal,
                     persistence,
                     failed,
                     total: self.total,
                     error_code: code,
                     detail: format!("{failed} of {} events failed; first: {first}", self.total),
-                })
+                }))
             }
         }
     }
@@ -242,7 +242,7 @@ impl DeliveryContext {
     /// True when it was answered now (not before, and a client waits).
     pub(crate) fn answer_early(&self, batch: &InFlight, why: &str) -> bool {
         let Some(failure) = batch.answer_early(why) else { return false };
-        self.send(batch, DeliveryOutcome::Failed(failure), false);
+        self.send(batch, DeliveryOutcome::Failed(Box::new(failure)), false);
         true
     }
 

@@ -150,14 +150,14 @@ fn log_events(events: &[EventRecord], line: &mut String) -> DeliveryOutcome {
     match first_failure {
         None => DeliveryOutcome::Delivered,
         // Logging them again would fail the same way: rejected, not to be sent again.
-        Some(first) => DeliveryOutcome::Failed(Failure {
+        Some(first) => DeliveryOutcome::Failed(Box::new(Failure {
             refusal: Refusal::Rejected,
             persistence: Persistence::NotPublished,
             failed,
             total: events.len(),
             error_code: 0,
             detail: format!("{failed} of {} events failed; first: {first}", events.len()),
-        }),
+        })),
     }
 }
 

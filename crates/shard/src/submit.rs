@@ -326,7 +326,7 @@ mod tests {
                 error_code: -192,
                 detail: "broker said no".into(),
             };
-            assert!(shard.route(ack_for(&batch, DeliveryOutcome::Failed(failure))));
+            assert!(shard.route(ack_for(&batch, DeliveryOutcome::Failed(Box::new(failure)))));
             let Answer { reply, refusal } = request.await;
             assert_eq!((reply.status, reply.code), (Status::Error, Code::InternalError));
             assert_eq!(refusal, Some(Refusal::Retriable), "REST and gRPC answer by the refusal");
