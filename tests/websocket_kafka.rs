@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,6 +15,17 @@ use tungstenite::Message;
 /// Several connections across two shards, several batches in flight per connection, two event
 /// types: every batch gets exactly one reply echoing its req_guid, and every event is in the
 /// topic its type names, byte for byte.
+///
+/// Each record carries the time its batch was published as its timestamp (CreateTime): the
+/// publisher thread hands the batch's events for a topic to librdkafka in one
+/// `rd_kafka_produce_batch` call, which reads the wall clock once (`rd_uclock() / 1000`, the
+/// same clock and truncation as [`unix_millis`]). So each record's timestamp lies in its own
+/// batch's window, from just before the batch was sent (the server cannot have stamped it
+/// earlier) to a moment it had certainly been stamped: with `EVENT_ACK=1` the reply, which
+/// waits for Kafka's delivery report; with `EVENT_ACK=0` the reply goes out once the batch is
+/// queued, possibly before the publisher took it, so the bound is the moment the record had
+/// been read back from Kafka. A timestamp from anywhere else (the client's `sent_time`, whole
+/// seconds taken before the send; 0; the server's start) falls outside these windows.
 fn deliver_and_read_back(event_ack: &str) {
     let kafka = shared_kafka();
     let prefix = unique(&format!("e2e-ack{event_ack}"));
@@ -29,13 +40,15 @@ fn deliver_and_read_back(event_ack: &str) {
         ],
     );
     let mut sent = Vec::new();
+    // Per req_guid: when the batch was sent and when its reply had arrived (Unix ms).
+    let mut windows: HashMap<String, (i64, i64)> = HashMap::new();
     let mut clients: Vec<Client> = (0..6).map(|i| server.connect(&[("X-User-ID", &format!("user-{i}"))])).collect();
-    let before = unix_millis();
     for (c, client) in clients.iter_mut().enumerate() {
         let mut guids = HashSet::new();
         for b in 0..5 {
             let guid = format!("c{c}-b{b}");
             let req = batch(&guid, &prefix, &["page", "click"], 1 + b * 3);
+            windows.insert(guid.clone(), (unix_millis(), i64::MAX));
             client.send_batch(&req);
             guids.insert(guid);
             sent.push(req);
@@ -44,29 +57,41 @@ fn deliver_and_read_back(event_ack: &str) {
         let mut replied = HashSet::new();
         for _ in 0..5 {
             let reply = client.reply();
+            let replied_at = unix_millis();
             let guid = reply.data.get("req_guid").cloned().unwrap_or_default();
             assert_success(&reply, &guid);
             assert!(guids.contains(&guid), "reply for unknown req_guid {guid:?}");
             assert!(replied.insert(guid.clone()), "two replies for {guid}");
+            windows.get_mut(&guid).expect("a window per batch sent").1 = replied_at;
         }
     }
-    // With EVENT_ACK=1 every record was produced before its reply; with EVENT_ACK=0 a reply can
-    // come before its batch reaches librdkafka, so the window closes once the records are read.
-    let mut after = unix_millis();
-    let expected = expected_by_topic(&prefix, &sent);
-    assert_topics_hold(kafka, &expected);
-    if event_ack == "0" {
-        after = unix_millis();
-    }
-    // Records carry the time the server published them (one clock read per batch).
-    for (topic, want) in &expected {
-        for (_, timestamp) in consume_records(kafka, topic, want.len(), Duration::from_secs(30)) {
-            let timestamp = timestamp.expect("record without a timestamp");
-            assert!((before..=after).contains(&timestamp), "{topic}: timestamp {timestamp} not in [{before}, {after}]");
+    let batch_of: HashMap<&[u8], &str> =
+        sent.iter().flat_map(|b| b.events.iter().map(|e| (&e.event_bytes[..], b.req_guid.as_str()))).collect();
+    for (topic, want) in &expected_by_topic(&prefix, &sent) {
+        let records = consume_records(kafka, topic, want.len(), raccoon_testkit::consume::CONSUME_LIMIT);
+        let read_back = unix_millis();
+        let (mut got, mut want): (Vec<&[u8]>, Vec<&[u8]>) =
+            (records.iter().map(|(p, _)| &p[..]).collect(), want.iter().map(|p| &p[..]).collect());
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), want.len(), "topic {topic}: got {} records, want {}", got.len(), want.len());
+        assert_eq!(got, want, "topic {topic}: payloads differ");
+        for (payload, timestamp) in &records {
+            let guid = batch_of[&payload[..]];
+            let (sent_at, replied_at) = windows[guid];
+            let (bound, stamped_by) =
+                if event_ack == "1" { ("its reply", replied_at) } else { ("its read-back", read_back) };
+            let timestamp = timestamp.unwrap_or_else(|| panic!("{topic}: a record of {guid} has no timestamp"));
+            assert!(
+                (sent_at..=stamped_by).contains(&timestamp),
+                "{topic}: a record of {guid} has timestamp {timestamp}, not between the batch's send ({sent_at}) \
+                 and {bound} ({stamped_by})"
+            );
         }
     }
 }
 
+/// Now, in milliseconds since the epoch, truncated: as librdkafka stamps a record.
 fn unix_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
