@@ -377,22 +377,21 @@ fn server_pings_and_drops_silent_clients() {
     live.send_batch(&pb::SendEventRequest { req_guid: "alive".into(), ..Default::default() });
     assert_success(&live.reply(), "alive");
 
-    // A client that never reads never answers pings: dropped after the pong wait.
-    let mut silent = server.connect(&[("X-User-ID", "silent")]);
-    std::thread::sleep(Duration::from_millis(2000));
-    silent.set_read_timeout(Duration::from_secs(5));
-    let mut closed = false;
-    for _ in 0..100 {
-        match silent.ws.read() {
-            Ok(Message::Ping(_)) => continue,
-            Ok(other) => panic!("unexpected {other:?}"),
-            Err(_) => {
-                closed = true;
-                break;
-            }
-        }
-    }
-    assert!(closed, "silent client was not dropped");
+    // A client that never reads never answers pings: dropped one ping interval plus the pong
+    // wait after its upgrade (1.2 s). Waited for on the socket, which is never read: reading it
+    // would answer the pings. Not before (counted from before the upgrade), and not much later
+    // (counted from its end).
+    let requested = Instant::now();
+    let silent = server.connect(&[("X-User-ID", "silent")]);
+    let upgraded = Instant::now();
+    let gone = hangup_within(silent.ws.get_ref(), Duration::from_secs(15)).expect("silent client was not dropped");
+    let (due, margin) = (Duration::from_millis(200 + 1000), Duration::from_millis(800));
+    assert!(
+        gone - requested >= due && gone - upgraded <= due + margin,
+        "silent client dropped {:?} after its upgrade began, {:?} after it ended",
+        gone - requested,
+        gone - upgraded
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -217,6 +218,23 @@ pub fn upgrade_by_hand(addr: SocketAddr, headers: &[(&str, &str)], cuts: &[usize
     stream.set_read_timeout(Some(REPLY_LIMIT)).unwrap();
     let ws = WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Client, None);
     (head, Client { ws })
+}
+
+/// Waits, without reading, until the server has closed `stream` (FIN or reset); returns the
+/// moment that was seen, or `None` after `limit`. Nothing is read, so no ping is answered
+/// meanwhile.
+pub fn hangup_within(stream: &TcpStream, limit: Duration) -> Option<Instant> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+        // SAFETY: one valid pollfd on the stack, and a descriptor the caller owns.
+        #[allow(unsafe_code)]
+        let ready = unsafe { libc::poll(&mut pfd, 1, 10) };
+        if ready > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+            return Some(Instant::now());
+        }
+    }
+    None
 }
 
 /// `message` as a client sends it: one final frame, masked.
