@@ -398,7 +398,10 @@ fn shutdown_closes_idle_http_and_grpc_connections() {
     let mut grpc = TcpStream::connect(server.grpc_addr).unwrap();
     grpc.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     grpc.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The server's first frame (its SETTINGS) says it is serving the connection.
+    let mut head = [0u8; 9];
+    grpc.read_exact(&mut head).expect("the server's first HTTP/2 frame");
+    assert_eq!(head[3], 0x4, "a SETTINGS frame first: {head:?}");
 
     let started = Instant::now();
     let status = server.terminate();

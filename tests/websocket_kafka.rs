@@ -424,8 +424,8 @@ fn shutdown_answers_in_flight_batches_then_closes_1001() {
             ("EVENT_ACK", "1"),
             ("SERVER_SHARDS", "2"),
             ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
-            // librdkafka holds every event for 2 s, so all ten batches are read by the server and
-            // still unacknowledged when the signal arrives.
+            // librdkafka holds every event for 2 s, so all ten batches, read by the server (the
+            // pong below says when), are still unacknowledged when the signal arrives.
             ("PUBLISHER_KAFKA_CLIENT_LINGER_MS", "2000"),
         ],
     );
@@ -434,19 +434,35 @@ fn shutdown_answers_in_flight_batches_then_closes_1001() {
     for b in &batches {
         client.send_batch(b);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The connection's reader takes frames in order and hands each batch over before it reads
+    // the next frame, so the pong for a ping sent behind them means all ten were read.
+    client.send_raw(Message::Ping(Bytes::from_static(b"all read?")));
+    let mut answered = HashSet::new();
+    let mut record = |reply: pb::SendEventResponse| {
+        let guid = reply.data["req_guid"].clone();
+        assert_success(&reply, &guid);
+        assert!(answered.insert(guid.clone()), "two replies for {guid}");
+    };
+    let deadline = Instant::now() + REPLY_LIMIT;
+    loop {
+        assert!(Instant::now() < deadline, "no pong within {REPLY_LIMIT:?}");
+        match client.ws.read().expect("read from server") {
+            Message::Pong(payload) => {
+                assert_eq!(&payload[..], b"all read?");
+                break;
+            }
+            Message::Ping(_) => {}
+            // Only on a machine that took longer than the linger to get here.
+            Message::Binary(b) => record(<pb::SendEventResponse as prost::Message>::decode(b).unwrap()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
     let status = {
         // Terminate while the batches are in flight; the server must answer them all first.
         server.terminate_async();
-        let mut answered = HashSet::new();
         loop {
             match client.next() {
-                Message::Binary(b) => {
-                    let reply = <pb::SendEventResponse as prost::Message>::decode(b).unwrap();
-                    let guid = reply.data["req_guid"].clone();
-                    assert_success(&reply, &guid);
-                    answered.insert(guid);
-                }
+                Message::Binary(b) => record(<pb::SendEventResponse as prost::Message>::decode(b).unwrap()),
                 Message::Close(Some(frame)) => {
                     assert_eq!(frame.code, CloseCode::Away);
                     break;
