@@ -4,35 +4,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
 use raccoon_protocol::pb;
-
-/// Bytes the client has sent that the server has not read: the server socket's receive queue
-/// plus the client socket's send queue (what the server's receive window did not admit yet),
-/// from `/proc/net/tcp` (IPv4; ports are the 4 hex digits after the colon).
-fn unread_bytes(server: SocketAddr, client: SocketAddr) -> u64 {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
-    let port_of = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16).unwrap();
-    let (mut server_rx, mut client_tx) = (None, None);
-    for line in table.lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (tx, rx) = fields[4].split_once(':').unwrap();
-        let (local, remote) = (port_of(fields[1]), port_of(fields[2]));
-        if local == server.port() && remote == client.port() {
-            server_rx = Some(u64::from_str_radix(rx, 16).unwrap());
-        } else if local == client.port() && remote == server.port() {
-            client_tx = Some(u64::from_str_radix(tx, 16).unwrap());
-        }
-    }
-    match (server_rx, client_tx) {
-        (Some(rx), Some(tx)) => rx + tx,
-        _ => panic!("connection {client} -> {server} not found in /proc/net/tcp"),
-    }
-}
 
 /// `count` batches of `events` events with `payload_bytes`-byte payloads (unique per event).
 fn big_batches(prefix: &str, count: usize, events: usize, payload_bytes: usize) -> Vec<pb::SendEventRequest> {
@@ -49,9 +25,21 @@ fn big_batches(prefix: &str, count: usize, events: usize, payload_bytes: usize) 
         .collect()
 }
 
-/// Sends every batch, checks the server left a good part of them unread in the kernel, then
-/// collects one success per batch and reads everything back from Kafka.
-fn assert_backpressure(server: &TestServer, prefix: &str, batches: &[pb::SendEventRequest], min_unread: u64) {
+/// Bytes of the first `count` batches on the wire, as the client frames them.
+fn frames_bytes(batches: &[pb::SendEventRequest], count: usize) -> u64 {
+    batches[..count].iter().map(|b| client_frame(b).len() as u64).sum()
+}
+
+/// Sends every batch, waits until the server has read the `read_first` it may read, checks it
+/// then reads no further and leaves a good part of them unread in the kernel, then collects one
+/// success per batch and reads everything back from Kafka.
+fn assert_backpressure(
+    server: &TestServer,
+    prefix: &str,
+    batches: &[pb::SendEventRequest],
+    read_first: usize,
+    min_unread: u64,
+) {
     let kafka = shared_kafka();
     let mut client = server.connect(&[("X-User-ID", "bp")]);
     // Bounded: if the server stopped reading for good, the test fails instead of hanging.
@@ -61,7 +49,10 @@ fn assert_backpressure(server: &TestServer, prefix: &str, batches: &[pb::SendEve
         client.send_batch(b);
     }
 
-    // Give the server time to read whatever it is willing to read.
+    // The server reads what it may (so the check below is not passed by a server that has not
+    // got round to reading yet), then is given time to read on if it would.
+    let left = frames_bytes(batches, batches.len()) - frames_bytes(batches, read_first);
+    wait_for_unread_at_most(server.addr, client_addr, left, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     let unread = unread_bytes(server.addr, client_addr);
     assert!(unread >= min_unread, "the server read on: only {unread} bytes are left unread (want >= {min_unread})");
@@ -99,7 +90,7 @@ fn inflight_limit_stops_reading_the_connection() {
     );
     // 6 batches of 32 KiB; at least two of them must still be unread.
     let batches = big_batches(&prefix, 6, 4, 8 << 10);
-    assert_backpressure(&server, &prefix, &batches, 64 << 10);
+    assert_backpressure(&server, &prefix, &batches, 2, 64 << 10);
 }
 
 #[test]
@@ -125,7 +116,7 @@ fn full_publisher_queue_stops_reading_the_connection() {
     );
     // 8 batches of 32 KiB; at least two of them must still be unread.
     let batches = big_batches(&prefix, 8, 4, 8 << 10);
-    assert_backpressure(&server, &prefix, &batches, 64 << 10);
+    assert_backpressure(&server, &prefix, &batches, 4, 64 << 10);
 
     // The waits are counted, on whichever shard took the connection.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -162,10 +153,13 @@ fn shutdown_while_the_publisher_queue_is_full_loses_nothing_acknowledged() {
     let batches = big_batches(&prefix, 8, 4, 8 << 10);
     let mut client = server.connect(&[("X-User-ID", "bp")]);
     client.ws.get_ref().set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    let client_addr = client.ws.get_ref().local_addr().unwrap();
     for b in &batches {
         client.send_batch(b);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The signal comes once the reader holds batch 4, waiting for room in the queue.
+    let left = frames_bytes(&batches, batches.len()) - frames_bytes(&batches, 4);
+    wait_for_unread_at_most(server.addr, client_addr, left, Duration::from_secs(10));
 
     server.terminate_async();
     let signalled = Instant::now();

@@ -273,7 +273,7 @@ fn broker_crashes_under_load_leave_every_batch_in_kafka_exactly_once() {
         })
         .collect();
     let mut rss = vec![(0.0, rss_kib(server.pid()))];
-    let mut sample = |rss: &mut Vec<(f64, u64)>| rss.push((began.elapsed().as_secs_f64(), rss_kib(server.pid())));
+    let sample = |rss: &mut Vec<(f64, u64)>| rss.push((began.elapsed().as_secs_f64(), rss_kib(server.pid())));
     for cycle in 0..cycles {
         std::thread::sleep(Duration::from_secs(2));
         sample(&mut rss);

@@ -6,7 +6,6 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -223,24 +222,9 @@ fn raw_upgrade(server: &TestServer, id: &str) -> TcpStream {
     stream
 }
 
-/// Waits, without reading, until the server has closed `stream` (FIN or reset); returns how
-/// long that took, or `None` after `limit`.
-fn hangup_within(stream: &TcpStream, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
-        // SAFETY: one valid pollfd on the stack, and a descriptor this test owns.
-        #[allow(unsafe_code)]
-        let ready = unsafe { libc::poll(&mut pfd, 1, 10) };
-        if ready > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
-            return Some(started.elapsed());
-        }
-    }
-    None
-}
-
-/// With pings every `ping` and a pong wait `pong_wait`: a client that answers stays for 6 s and
-/// is answered; one that never answers, and one that stops answering, are dropped in time.
+/// With pings every `ping` and a pong wait `pong_wait`: a client that answers stays for 6 s (and
+/// at least 6 s / `ping` - 1 pings) and is answered; one that never answers, and one that stops
+/// answering, are dropped in time.
 fn keep_alive(ping: Duration, pong_wait: Duration) {
     let server = server_with(&[
         ("SERVER_WEBSOCKET_PING_INTERVAL_MS", &ping.as_millis().to_string()),
@@ -254,7 +238,12 @@ fn keep_alive(ping: Duration, pong_wait: Duration) {
             client.set_read_timeout(Duration::from_millis(200));
             let started = Instant::now();
             let mut pings = 0;
-            while started.elapsed() < Duration::from_secs(6) {
+            // At least 6 s, and until it answered a ping every interval but one of them. Each
+            // ping is due an interval after the one before was sent, so on a busy machine the
+            // server's late timers make them come later, not fewer: up to twice the 6 s for them.
+            let expected = (6_000 / ping.as_millis() - 1) as usize;
+            while started.elapsed() < Duration::from_secs(6) || pings < expected {
+                assert!(started.elapsed() < Duration::from_secs(12), "only {pings} pings in 12 s at {ping:?}");
                 match client.ws.read() {
                     Ok(Message::Ping(payload)) => {
                         assert_eq!(&payload[..], b"--ping--");
@@ -270,18 +259,28 @@ fn keep_alive(ping: Duration, pong_wait: Duration) {
             probe(&mut client, "still-here");
             pings
         });
-        // Never answers: upgraded by hand, never read.
+        // Never answers: upgraded by hand, never read. Its keep-alive clock starts as the server
+        // writes the 101: after the request was sent, and about when the 101 is read here. The
+        // first bounds the drop from below, exactly; the second from above, however late this
+        // thread got to read the 101.
         let raw = scope.spawn(|| {
+            let requested = Instant::now();
             let stream = raw_upgrade(&server, "raw-silent");
-            hangup_within(&stream, Duration::from_secs(15))
+            let upgraded = Instant::now();
+            let gone = hangup_within(&stream, Duration::from_secs(15));
+            gone.map(|at| (at - requested, at - upgraded))
         });
         // Answers pings for a while, then stops reading.
         let stops = scope.spawn(|| {
             let mut client = server.connect(&[("X-User-ID", "stops")]);
             client.set_read_timeout(Duration::from_millis(50));
             let started = Instant::now();
-            while started.elapsed() < 2 * pong_wait {
-                match client.ws.read() {
+            // When the last read returned: any ping after it goes unanswered.
+            let mut last_read = started;
+            while last_read - started < 2 * pong_wait {
+                let read = client.ws.read();
+                last_read = Instant::now();
+                match read {
                     Ok(_) => {}
                     Err(tungstenite::Error::Io(e))
                         if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
@@ -290,19 +289,23 @@ fn keep_alive(ping: Duration, pong_wait: Duration) {
             }
             // Make sure the last pong is on the wire, then go quiet.
             client.ws.flush().unwrap();
-            hangup_within(client.ws.get_ref(), Duration::from_secs(15))
+            hangup_within(client.ws.get_ref(), Duration::from_secs(15)).map(|at| at - last_read)
         });
 
         let pings = answering.join().unwrap();
         let (raw, stops) = (raw.join().unwrap(), stops.join().unwrap());
-        eprintln!("ping {ping:?}, pong wait {pong_wait:?}: {pings} pings answered; raw client dropped after {raw:?}, the one that stopped reading {stops:?} after it stopped");
-        let expected = (6_000 / ping.as_millis() - 1) as usize;
-        assert!(pings >= expected, "{pings} pings in 6 s at {ping:?}");
-        // A silent client's first ping comes one interval after the upgrade; pong_wait later it goes.
-        let raw = raw.expect("the raw client was never dropped");
-        let earliest = (ping + pong_wait).saturating_sub(Duration::from_millis(50));
-        assert!(raw >= earliest && raw <= ping + pong_wait + margin, "raw client dropped after {raw:?}");
-        // It stopped right after answering a ping: dropped pong_wait after the next one.
+        eprintln!("ping {ping:?}, pong wait {pong_wait:?}: {pings} pings answered; raw client dropped {raw:?} after its request and its 101, the one that stopped reading {stops:?} after it stopped");
+        // A silent client's first ping comes one interval after the upgrade; pong_wait later it
+        // goes: not before (counted from the request, sent before the upgrade), and not much
+        // later (counted from the moment the 101 was read).
+        let (since_request, since_upgrade) = raw.expect("the raw client was never dropped");
+        assert!(
+            since_request >= ping + pong_wait && since_upgrade <= ping + pong_wait + margin,
+            "raw client dropped {since_request:?} after its request, {since_upgrade:?} after its 101"
+        );
+        // It stopped reading when its last read returned: the first ping after that goes
+        // unanswered, and pong_wait later the client goes (50 ms allowed for the gap between the
+        // read's end and the clock read after it); at most ping + pong_wait later.
         let stops = stops.expect("the client that stopped answering was never dropped");
         assert!(
             stops >= pong_wait.saturating_sub(Duration::from_millis(50)) && stops <= ping + pong_wait + margin,

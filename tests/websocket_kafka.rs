@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,6 +15,17 @@ use tungstenite::Message;
 /// Several connections across two shards, several batches in flight per connection, two event
 /// types: every batch gets exactly one reply echoing its req_guid, and every event is in the
 /// topic its type names, byte for byte.
+///
+/// Each record carries the time its batch was published as its timestamp (CreateTime): the
+/// publisher thread hands the batch's events for a topic to librdkafka in one
+/// `rd_kafka_produce_batch` call, which reads the wall clock once (`rd_uclock() / 1000`, the
+/// same clock and truncation as [`unix_millis`]). So each record's timestamp lies in its own
+/// batch's window, from just before the batch was sent (the server cannot have stamped it
+/// earlier) to a moment it had certainly been stamped: with `EVENT_ACK=1` the reply, which
+/// waits for Kafka's delivery report; with `EVENT_ACK=0` the reply goes out once the batch is
+/// queued, possibly before the publisher took it, so the bound is the moment the record had
+/// been read back from Kafka. A timestamp from anywhere else (the client's `sent_time`, whole
+/// seconds taken before the send; 0; the server's start) falls outside these windows.
 fn deliver_and_read_back(event_ack: &str) {
     let kafka = shared_kafka();
     let prefix = unique(&format!("e2e-ack{event_ack}"));
@@ -29,13 +40,15 @@ fn deliver_and_read_back(event_ack: &str) {
         ],
     );
     let mut sent = Vec::new();
+    // Per req_guid: when the batch was sent and when its reply had arrived (Unix ms).
+    let mut windows: HashMap<String, (i64, i64)> = HashMap::new();
     let mut clients: Vec<Client> = (0..6).map(|i| server.connect(&[("X-User-ID", &format!("user-{i}"))])).collect();
-    let before = unix_millis();
     for (c, client) in clients.iter_mut().enumerate() {
         let mut guids = HashSet::new();
         for b in 0..5 {
             let guid = format!("c{c}-b{b}");
             let req = batch(&guid, &prefix, &["page", "click"], 1 + b * 3);
+            windows.insert(guid.clone(), (unix_millis(), i64::MAX));
             client.send_batch(&req);
             guids.insert(guid);
             sent.push(req);
@@ -44,29 +57,41 @@ fn deliver_and_read_back(event_ack: &str) {
         let mut replied = HashSet::new();
         for _ in 0..5 {
             let reply = client.reply();
+            let replied_at = unix_millis();
             let guid = reply.data.get("req_guid").cloned().unwrap_or_default();
             assert_success(&reply, &guid);
             assert!(guids.contains(&guid), "reply for unknown req_guid {guid:?}");
             assert!(replied.insert(guid.clone()), "two replies for {guid}");
+            windows.get_mut(&guid).expect("a window per batch sent").1 = replied_at;
         }
     }
-    // With EVENT_ACK=1 every record was produced before its reply; with EVENT_ACK=0 a reply can
-    // come before its batch reaches librdkafka, so the window closes once the records are read.
-    let mut after = unix_millis();
-    let expected = expected_by_topic(&prefix, &sent);
-    assert_topics_hold(kafka, &expected);
-    if event_ack == "0" {
-        after = unix_millis();
-    }
-    // Records carry the time the server published them (one clock read per batch).
-    for (topic, want) in &expected {
-        for (_, timestamp) in consume_records(kafka, topic, want.len(), Duration::from_secs(30)) {
-            let timestamp = timestamp.expect("record without a timestamp");
-            assert!((before..=after).contains(&timestamp), "{topic}: timestamp {timestamp} not in [{before}, {after}]");
+    let batch_of: HashMap<&[u8], &str> =
+        sent.iter().flat_map(|b| b.events.iter().map(|e| (&e.event_bytes[..], b.req_guid.as_str()))).collect();
+    for (topic, want) in &expected_by_topic(&prefix, &sent) {
+        let records = consume_records(kafka, topic, want.len(), raccoon_testkit::consume::CONSUME_LIMIT);
+        let read_back = unix_millis();
+        let (mut got, mut want): (Vec<&[u8]>, Vec<&[u8]>) =
+            (records.iter().map(|(p, _)| &p[..]).collect(), want.iter().map(|p| &p[..]).collect());
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), want.len(), "topic {topic}: got {} records, want {}", got.len(), want.len());
+        assert_eq!(got, want, "topic {topic}: payloads differ");
+        for (payload, timestamp) in &records {
+            let guid = batch_of[&payload[..]];
+            let (sent_at, replied_at) = windows[guid];
+            let (bound, stamped_by) =
+                if event_ack == "1" { ("its reply", replied_at) } else { ("its read-back", read_back) };
+            let timestamp = timestamp.unwrap_or_else(|| panic!("{topic}: a record of {guid} has no timestamp"));
+            assert!(
+                (sent_at..=stamped_by).contains(&timestamp),
+                "{topic}: a record of {guid} has timestamp {timestamp}, not between the batch's send ({sent_at}) \
+                 and {bound} ({stamped_by})"
+            );
         }
     }
 }
 
+/// Now, in milliseconds since the epoch, truncated: as librdkafka stamps a record.
 fn unix_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
@@ -379,34 +404,36 @@ fn server_pings_and_drops_silent_clients() {
     // A reading client sees pings with Raccoon's payload, answers them and stays connected.
     let mut live = server.connect(&[("X-User-ID", "live")]);
     live.set_read_timeout(Duration::from_secs(5));
+    // At least 2.5 s (twice the ping interval plus the pong wait) and 5 pings; each ping is due
+    // an interval after the one before was sent, so late timers on a busy machine make them come
+    // later, not fewer: up to twice the 2.5 s for them.
     let mut pings = 0;
-    let deadline = Instant::now() + Duration::from_millis(2500);
-    while Instant::now() < deadline {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) || pings < 5 {
+        assert!(started.elapsed() < Duration::from_secs(5), "only {pings} pings in 5 s at a 200 ms interval");
         if let Message::Ping(payload) = live.ws.read().unwrap() {
             assert_eq!(&payload[..], b"--ping--");
             pings += 1;
         }
     }
-    assert!(pings >= 5, "only {pings} pings in 2.5 s at a 200 ms interval");
     live.send_batch(&pb::SendEventRequest { req_guid: "alive".into(), ..Default::default() });
     assert_success(&live.reply(), "alive");
 
-    // A client that never reads never answers pings: dropped after the pong wait.
-    let mut silent = server.connect(&[("X-User-ID", "silent")]);
-    std::thread::sleep(Duration::from_millis(2000));
-    silent.set_read_timeout(Duration::from_secs(5));
-    let mut closed = false;
-    for _ in 0..100 {
-        match silent.ws.read() {
-            Ok(Message::Ping(_)) => continue,
-            Ok(other) => panic!("unexpected {other:?}"),
-            Err(_) => {
-                closed = true;
-                break;
-            }
-        }
-    }
-    assert!(closed, "silent client was not dropped");
+    // A client that never reads never answers pings: dropped one ping interval plus the pong
+    // wait after its upgrade (1.2 s). Waited for on the socket, which is never read: reading it
+    // would answer the pings. Not before (counted from before the upgrade), and not much later
+    // (counted from its end).
+    let requested = Instant::now();
+    let silent = server.connect(&[("X-User-ID", "silent")]);
+    let upgraded = Instant::now();
+    let gone = hangup_within(silent.ws.get_ref(), Duration::from_secs(15)).expect("silent client was not dropped");
+    let (due, margin) = (Duration::from_millis(200 + 1000), Duration::from_millis(800));
+    assert!(
+        gone - requested >= due && gone - upgraded <= due + margin,
+        "silent client dropped {:?} after its upgrade began, {:?} after it ended",
+        gone - requested,
+        gone - upgraded
+    );
 }
 
 #[test]
@@ -439,8 +466,8 @@ fn shutdown_answers_in_flight_batches_then_closes_1001() {
             ("EVENT_ACK", "1"),
             ("SERVER_SHARDS", "2"),
             ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN", &format!("{prefix}-%s-log")),
-            // librdkafka holds every event for 2 s, so all ten batches are read by the server and
-            // still unacknowledged when the signal arrives.
+            // librdkafka holds every event for 2 s, so all ten batches, read by the server (the
+            // pong below says when), are still unacknowledged when the signal arrives.
             ("PUBLISHER_KAFKA_CLIENT_LINGER_MS", "2000"),
         ],
     );
@@ -449,19 +476,35 @@ fn shutdown_answers_in_flight_batches_then_closes_1001() {
     for b in &batches {
         client.send_batch(b);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The connection's reader takes frames in order and hands each batch over before it reads
+    // the next frame, so the pong for a ping sent behind them means all ten were read.
+    client.send_raw(Message::Ping(Bytes::from_static(b"all read?")));
+    let mut answered = HashSet::new();
+    let mut record = |reply: pb::SendEventResponse| {
+        let guid = reply.data["req_guid"].clone();
+        assert_success(&reply, &guid);
+        assert!(answered.insert(guid.clone()), "two replies for {guid}");
+    };
+    let deadline = Instant::now() + REPLY_LIMIT;
+    loop {
+        assert!(Instant::now() < deadline, "no pong within {REPLY_LIMIT:?}");
+        match client.ws.read().expect("read from server") {
+            Message::Pong(payload) => {
+                assert_eq!(&payload[..], b"all read?");
+                break;
+            }
+            Message::Ping(_) => {}
+            // Only on a machine that took longer than the linger to get here.
+            Message::Binary(b) => record(<pb::SendEventResponse as prost::Message>::decode(b).unwrap()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
     let status = {
         // Terminate while the batches are in flight; the server must answer them all first.
         server.terminate_async();
-        let mut answered = HashSet::new();
         loop {
             match client.next() {
-                Message::Binary(b) => {
-                    let reply = <pb::SendEventResponse as prost::Message>::decode(b).unwrap();
-                    let guid = reply.data["req_guid"].clone();
-                    assert_success(&reply, &guid);
-                    answered.insert(guid);
-                }
+                Message::Binary(b) => record(<pb::SendEventResponse as prost::Message>::decode(b).unwrap()),
                 Message::Close(Some(frame)) => {
                     assert_eq!(frame.code, CloseCode::Away);
                     break;

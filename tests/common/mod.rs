@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -189,8 +190,9 @@ pub fn read_head(stream: &mut TcpStream) -> String {
 }
 
 /// A WebSocket upgrade written by hand: the request (with `headers`) is sent in pieces cut at
-/// the byte offsets `cuts`, 50 ms apart, and `after` (a client's frames) goes out in the same
-/// write as the request's last piece. Returns the response head and the connection as a client.
+/// the byte offsets `cuts`, each once the server has read the one before, and `after` (a
+/// client's frames) goes out in the same write as the request's last piece. Returns the
+/// response head and the connection as a client.
 pub fn upgrade_by_hand(addr: SocketAddr, headers: &[(&str, &str)], cuts: &[usize], after: &[u8]) -> (String, Client) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -206,10 +208,13 @@ pub fn upgrade_by_hand(addr: SocketAddr, headers: &[(&str, &str)], cuts: &[usize
     let end = bytes.len();
     bytes.extend_from_slice(after);
     let mut from = 0;
+    let (server, client) = (stream.peer_addr().unwrap(), stream.local_addr().unwrap());
     for &cut in cuts.iter().filter(|&&c| c > 0 && c < end) {
         stream.write_all(&bytes[from..cut]).unwrap();
         stream.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        // The next piece goes out once the server has read this one, so no read of the server's
+        // gets two pieces at once, however late it reads.
+        wait_for_unread_at_most(server, client, 0, Duration::from_secs(10));
         from = cut;
     }
     stream.write_all(&bytes[from..]).unwrap();
@@ -217,6 +222,67 @@ pub fn upgrade_by_hand(addr: SocketAddr, headers: &[(&str, &str)], cuts: &[usize
     stream.set_read_timeout(Some(REPLY_LIMIT)).unwrap();
     let ws = WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Client, None);
     (head, Client { ws })
+}
+
+/// Bytes the client has sent on the connection `client` -> `server` that the server has not
+/// read: the server socket's receive queue plus the client socket's send queue (what the
+/// server's receive window did not admit yet), from `/proc/net/tcp` and `/proc/net/tcp6` (ports
+/// are the 4 hex digits after the colon; both ends are on this host).
+pub fn unread_bytes(server: SocketAddr, client: SocketAddr) -> u64 {
+    let mut table = String::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        table.push_str(&std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {file}: {e}")));
+    }
+    let port_of = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16).unwrap();
+    let (mut server_rx, mut client_tx) = (None, None);
+    for line in table.lines().filter(|line| !line.trim_start().starts_with("sl")) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (tx, rx) = fields[4].split_once(':').unwrap();
+        let (local, remote) = (port_of(fields[1]), port_of(fields[2]));
+        if local == server.port() && remote == client.port() {
+            server_rx = Some(u64::from_str_radix(rx, 16).unwrap());
+        } else if local == client.port() && remote == server.port() {
+            client_tx = Some(u64::from_str_radix(tx, 16).unwrap());
+        }
+    }
+    match (server_rx, client_tx) {
+        (Some(rx), Some(tx)) => rx + tx,
+        _ => panic!("connection {client} -> {server} not found in /proc/net/tcp or tcp6"),
+    }
+}
+
+/// Waits until at most `at_most` bytes the client sent on `client` -> `server` are unread by
+/// the server ([`unread_bytes`]) and returns how many are; panics after `limit`.
+pub fn wait_for_unread_at_most(server: SocketAddr, client: SocketAddr, at_most: u64, limit: Duration) -> u64 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let unread = unread_bytes(server, client);
+        if unread <= at_most {
+            return unread;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {limit:?} the server still left {unread} bytes unread (want <= {at_most})"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits, without reading, until the server has closed `stream` (FIN or reset); returns the
+/// moment that was seen, or `None` after `limit`. Nothing is read, so no ping is answered
+/// meanwhile.
+pub fn hangup_within(stream: &TcpStream, limit: Duration) -> Option<Instant> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+        // SAFETY: one valid pollfd on the stack, and a descriptor the caller owns.
+        #[allow(unsafe_code)]
+        let ready = unsafe { libc::poll(&mut pfd, 1, 10) };
+        if ready > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+            return Some(Instant::now());
+        }
+    }
+    None
 }
 
 /// `message` as a client sends it: one final frame, masked.

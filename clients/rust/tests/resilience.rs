@@ -17,13 +17,22 @@ fn patient() -> RetryPolicy {
     }
 }
 
-/// Starts a server on fixed ports after `delay`, on a thread (the test's runtime keeps running).
-fn start_later(delay: Duration, env: Vec<(String, String)>) -> std::thread::JoinHandle<TestServer> {
-    std::thread::spawn(move || {
-        std::thread::sleep(delay);
+/// Starts a server on fixed ports (`env` names them) on a blocking thread, so that the test's
+/// runtime, and the clients on it, keep running meanwhile.
+async fn start_on_fixed_ports(env: Vec<(String, String)>) -> TestServer {
+    tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         start_server(&env)
     })
+    .await
+    .expect("start the server")
+}
+
+/// Resolves once `holds` does (polled; the caller bounds the wait).
+async fn until(holds: impl Fn() -> bool) {
+    while !holds() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// REST and gRPC: a batch sent while nobody listens is retried with its req_guid until the
@@ -42,11 +51,15 @@ async fn retries_keep_the_req_guid_until_the_server_answers() {
         ("SERVER_GRPC_PORT".to_owned(), grpc_port.to_string()),
         ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN".to_owned(), format!("{prefix}-%s-log")),
     ];
-    let server = start_later(Duration::from_millis(1500), env);
-    let (r, g) = tokio::time::timeout(LIMIT, async { tokio::join!(rest.send(rest_batch), grpc.send(grpc_batch)) })
-        .await
-        .expect("both sends end within the limit");
-    let _server = server.join().unwrap();
+    // The server starts once both clients have failed to reach it, so both batches are retried.
+    let server = async {
+        until(|| rest.stats().conn_errors >= 1 && grpc.stats().conn_errors >= 1).await;
+        start_on_fixed_ports(env).await
+    };
+    let (r, g, _server) =
+        tokio::time::timeout(LIMIT, async { tokio::join!(rest.send(rest_batch), grpc.send(grpc_batch), server) })
+            .await
+            .expect("both sends end within the limit");
     let (guid, response) = r.unwrap();
     assert_eq!((guid.as_str(), response.req_guid()), ("retry-rest-guid", Some("retry-rest-guid")));
     let (guid, response) = g.unwrap();
@@ -74,7 +87,7 @@ async fn websocket_reconnects_after_the_server_restarts() {
         ("SERVER_WEBSOCKET_PORT".to_owned(), port.to_string()),
         ("EVENT_DISTRIBUTION_PUBLISHER_PATTERN".to_owned(), format!("{prefix}-%s-log")),
     ];
-    let mut first = start_later(Duration::ZERO, env.clone()).join().unwrap();
+    let mut first = start_on_fixed_ports(env.clone()).await;
     let ws = WsClient::builder(&format!("ws://127.0.0.1:{port}"))
         .retry(patient())
         .reconnect_attempts(50)
@@ -83,14 +96,19 @@ async fn websocket_reconnects_after_the_server_restarts() {
         .unwrap();
     ws.send_and_wait(Event::new("ws", "before")).await.unwrap();
     tokio::task::block_in_place(|| first.terminate());
-    let second = start_later(Duration::from_millis(1000), env);
-    let (guid, response) = tokio::time::timeout(LIMIT, ws.send_and_wait(Event::new("ws", "during")))
-        .await
-        .expect("the batch is answered within the limit")
-        .unwrap();
+    // The batch goes while nobody listens; the server comes back once the client has tried to
+    // reconnect and failed (the lost connection counts one error, each failed attempt one more).
+    let second = async {
+        until(|| ws.stats().conn_errors >= 2).await;
+        start_on_fixed_ports(env).await
+    };
+    let (during, _second) =
+        tokio::time::timeout(LIMIT, async { tokio::join!(ws.send_and_wait(Event::new("ws", "during")), second) })
+            .await
+            .expect("the batch is answered within the limit");
+    let (guid, response) = during.unwrap();
     assert_eq!(response.req_guid(), Some(guid.as_str()));
     ws.send_and_wait(Event::new("ws", "after")).await.unwrap();
-    let _second = second.join().unwrap();
     let stats = ws.stats();
     assert!(stats.reconnects >= 1 && stats.conn_errors >= 1, "{stats:?}");
     assert_eq!((stats.batches_sent, stats.batches_acked, stats.batches_failed), (3, 3, 0), "{stats:?}");

@@ -30,14 +30,17 @@ pub struct TestServer {
     /// Everything the addresses line said.
     pub addresses: Addresses,
     log: Arc<Mutex<Vec<String>>>,
+    /// The thread copying stderr into `log`; it ends when the process's stderr does.
+    log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestServer {
     /// Starts `binary` on 127.0.0.1 (HTTP and gRPC on port 0) against the broker `kafka`, with
     /// `env` on top (it may set any key, ports included). The environment is otherwise cleared,
     /// so nothing from the caller's shell leaks in; `RACCOON_TEST_LOG` sets `LOG_LEVEL` (default
-    /// info). Returns once the addresses line arrived; panics with the log if it does not within
-    /// [`START_LIMIT`].
+    /// info). Returns once the addresses line arrived and, at a log level that shows it, the
+    /// startup log line is in [`TestServer::log`]; panics with the log if the addresses line
+    /// does not come within [`START_LIMIT`] (or the log line within [`LOG_LIMIT`]).
     pub fn start(binary: impl AsRef<Path>, kafka: &str, env: &[(&str, &str)]) -> TestServer {
         let binary = binary.as_ref();
         let mut child = Command::new(binary)
@@ -55,14 +58,14 @@ impl TestServer {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
         let log = Arc::new(Mutex::new(Vec::new()));
-        {
+        let log_reader = {
             let (stderr, log) = (child.stderr.take().expect("piped stderr"), Arc::clone(&log));
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     log.lock().unwrap_or_else(|e| e.into_inner()).push(line);
                 }
-            });
-        }
+            })
+        };
         let (tx, rx) = mpsc::channel();
         {
             let stdout = child.stdout.take().expect("piped stdout");
@@ -86,6 +89,7 @@ impl TestServer {
                 prometheus: None,
             },
             log,
+            log_reader: Some(log_reader),
         };
         // On a panic here, Drop kills the process and prints its log.
         let addresses = match rx.recv_timeout(START_LIMIT) {
@@ -95,10 +99,12 @@ impl TestServer {
         };
         assert_eq!(addresses.pid, server.child.id(), "the addresses line names another process");
         (server.addr, server.grpc_addr, server.addresses) = (addresses.http, addresses.grpc, addresses);
-        // The log line comes before the addresses line; at log levels above info there is none.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !server.log().contains(STARTED_LOG) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+        // The log line is written before the addresses line, but through another pipe, read by
+        // another thread: wait for it (bounded), unless the log level leaves it out.
+        let level = env.iter().rev().find(|(k, _)| *k == "LOG_LEVEL").map(|(_, v)| (*v).to_owned());
+        let level = level.or_else(|| std::env::var("RACCOON_TEST_LOG").ok()).unwrap_or_else(|| "info".into());
+        if ["info", "debug", "trace"].iter().any(|shown| level.to_ascii_lowercase().contains(shown)) {
+            server.wait_for_log("its startup line", |log| log.contains(STARTED_LOG));
         }
         server
     }
@@ -178,11 +184,13 @@ impl TestServer {
         self.signal(libc::SIGTERM);
     }
 
-    /// Waits for the process to exit; kills it and panics after `limit`.
+    /// Waits for the process to exit, then for the last of its log to be read (bounded); kills
+    /// it and panics after `limit`. So after it, [`TestServer::log`] is the whole log.
     pub fn wait(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                self.read_log_to_end();
                 return status;
             }
             if Instant::now() > deadline {
@@ -196,6 +204,19 @@ impl TestServer {
     /// Sends SIGUSR2: the server's fault drill (a fatal error on every Kafka producer).
     pub fn fault_drill(&self) {
         self.signal(libc::SIGUSR2);
+    }
+
+    /// Waits (at most [`LOG_LIMIT`]) until the stderr reader has seen the end of the exited
+    /// process's stderr.
+    fn read_log_to_end(&mut self) {
+        let Some(reader) = self.log_reader.take() else { return };
+        let deadline = Instant::now() + LOG_LIMIT;
+        while !reader.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if reader.is_finished() {
+            let _ = reader.join();
+        }
     }
 
     #[allow(unsafe_code)]
