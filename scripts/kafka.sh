@@ -190,6 +190,11 @@ broker.heartbeat.interval.ms=1000
 # The log cleaner (for compacted topics like __consumer_offsets) allocates and zeroes
 # this buffer at startup: 128 MB by default, 16 MB is plenty for a dev broker.
 log.cleaner.dedupe.buffer.size=16777216
+# A dev broker keeps what load runs write into it; without a cap a few perf runs filled this
+# machine's disk (1.5 GB a minute at the server's peak). Each partition keeps its newest
+# 1 GiB (in 256 MiB segments, checked every 5 minutes): far more than any test reads back.
+log.retention.bytes=1073741824
+log.segment.bytes=268435456
 EOF
   # Only a cluster's nodes set these; the single node's file stays as it always was.
   if [[ -n "$KAFKA_DEFAULT_REPLICATION_FACTOR" ]]; then
