@@ -327,6 +327,43 @@ fn publish_failure_is_reported_with_reason_when_acking_on_delivery() {
     assert!(reply.reason.ends_with("(retry: none of the batch was published)"), "{}", reply.reason);
 }
 
+/// librdkafka's queue full: a batch whose client waits is answered "retry" once the queue has
+/// stayed full for `PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS`, not at its deadline, and a batch behind
+/// it does not wait again while the queue stays full. The broker is a socket that never
+/// answers, and librdkafka's queue holds 10 events.
+#[test]
+fn a_batch_that_finds_librdkafkas_queue_full_is_answered_retry_after_the_wait() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = start_server(
+        &silent.local_addr().unwrap().to_string(),
+        &[
+            ("EVENT_ACK", "1"),
+            ("PUBLISHER_KAFKA_CLIENT_QUEUE_BUFFERING_MAX_MESSAGES", "10"),
+            ("PUBLISHER_KAFKA_CLIENT_BATCH_NUM_MESSAGES", "10"),
+            ("PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS", "300"),
+            ("PUBLISHER_KAFKA_BATCH_DEADLINE_MS", "60000"),
+        ],
+    );
+    let mut client = server.connect(&[]);
+    let started = Instant::now();
+    client.send_batch(&batch("overflow", "full", &["a"], 20));
+    let reply = client.reply();
+    let took = started.elapsed();
+    assert_eq!(reply.code(), pb::Code::InternalError, "{reply:?}");
+    assert!(reply.reason.contains("librdkafka's queue stayed full for 300 ms"), "{}", reply.reason);
+    assert!(reply.reason.contains("still queued for Kafka"), "10 of its events are queued: {}", reply.reason);
+    assert!(took >= Duration::from_millis(300), "answered before the wait: {took:?}");
+    assert!(took < Duration::from_secs(30), "answered at {took:?}, as if by the deadline");
+
+    // The queue is still full: the next batch is refused without waiting again, not published.
+    client.send_batch(&batch("behind", "full", &["a"], 5));
+    let reply = client.reply();
+    assert_eq!(reply.code(), pb::Code::InternalError, "{reply:?}");
+    assert!(reply.reason.starts_with("cannot publish events: 5 of 5 events failed"), "{}", reply.reason);
+    assert!(reply.reason.ends_with("(retry: none of the batch was published)"), "{}", reply.reason);
+    drop(silent);
+}
+
 /// A batch librdkafka holds longer than `PUBLISHER_KAFKA_BATCH_DEADLINE_MS` is answered "retry,
 /// still queued" at its deadline, not after librdkafka's message timeout, and with dedup a copy
 /// sent meanwhile is not published again. The broker here is a listening socket that never

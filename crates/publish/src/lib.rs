@@ -220,6 +220,7 @@ fn start_kafka(
             abandon: Arc::clone(shared.abandon),
             drills: Arc::clone(shared.drills),
             drills_seen: 0,
+            queue_full_since: std::cell::Cell::new(None),
         };
         threads.push(std::thread::Builder::new().name(format!("raccoon-pub-{index}")).spawn(move || worker.run(rx))?);
     }

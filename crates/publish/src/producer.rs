@@ -98,6 +98,8 @@ pub(super) struct Worker {
     /// `drills_seen` on every tick.
     pub(super) drills: Arc<AtomicU64>,
     pub(super) drills_seen: u64,
+    /// Since when librdkafka's queue has been full, if it is now (see [`Worker::produce_all`]).
+    pub(super) queue_full_since: std::cell::Cell<Option<Instant>>,
 }
 
 /// The thread that serves librdkafka's events for one producer.
@@ -325,9 +327,16 @@ impl Worker {
             };
             groups[index].push(&event.payload, Arc::clone(&in_flight));
         }
-        self.produce_all(groups, wants_ack);
+        let gave_up = self.produce_all(groups, wants_ack);
         if wants_ack && !in_flight.settled() {
-            pending.0.push_back(in_flight);
+            if gave_up {
+                // Part of the batch is queued, the rest was refused: its client is answered
+                // now rather than at the deadline.
+                let why = format!("librdkafka's queue stayed full for {} ms", self.deadlines.queue_full.as_millis());
+                self.producer.context().answer_early(&in_flight, &why);
+            } else {
+                pending.0.push_back(in_flight);
+            }
         }
         let taken = dequeued.elapsed();
         with_metrics(|m| {
@@ -338,18 +347,28 @@ impl Worker {
     }
 
     /// Hands every gathered group to librdkafka, waiting (and offering again) while its queue is
-    /// full. A client that waits for the outcome (`wants_ack`) is not kept waiting past
-    /// `PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS`, or at all once Kafka is known to be down: the events
-    /// still outside librdkafka are refused (not published). Without a waiting client, the wait
-    /// lasts until shutdown gives up on it: that is what pushes back on the shards.
-    fn produce_all(&self, groups: Vec<TopicBatch<'_>>, wants_ack: bool) {
-        let mut full_since: Option<Instant> = None;
+    /// full. A client that waits for the outcome (`wants_ack`) is not kept waiting once the queue
+    /// has been full for `PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS`, or at all once Kafka is known to be
+    /// down: the events still outside librdkafka are refused (not published), and `true` says so.
+    /// Without a waiting client, the wait lasts until shutdown gives up on it: that is what
+    /// pushes back on the shards.
+    fn produce_all(&self, groups: Vec<TopicBatch<'_>>, wants_ack: bool) -> bool {
+        let mut gave_up = false;
         for mut group in groups {
             let topic = group.topic;
             // The name is looked up only for a refusal, which is rare.
             let refused = |opaque: Arc<InFlight>, code| self.refused(&opaque, &topic.name(), code);
             while group.produce(refused) {
-                let since = *full_since.get_or_insert_with(Instant::now);
+                // Since when the queue has been full, across batches: those behind a batch that
+                // waited do not wait again while it stays full.
+                let since = match self.queue_full_since.get() {
+                    Some(since) => since,
+                    None => {
+                        let now = Instant::now();
+                        self.queue_full_since.set(Some(now));
+                        now
+                    }
+                };
                 let give_up = if wants_ack {
                     since.elapsed() >= self.deadlines.queue_full || self.spec.health.kafka_known_down()
                 } else {
@@ -357,11 +376,16 @@ impl Worker {
                 };
                 if give_up {
                     group.refuse_all(RDKafkaErrorCode::QueueFull, refused);
+                    gave_up = true;
                     break;
                 }
                 std::thread::sleep(QUEUE_FULL_BACKOFF);
             }
+            if !gave_up {
+                self.queue_full_since.set(None);
+            }
         }
+        gave_up
     }
 
     /// An event librdkafka refused outright (or that was not offered to it): it counts as
