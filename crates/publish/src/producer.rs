@@ -190,6 +190,7 @@ impl Worker {
         let (mut kafka_down, mut deadline) = (0, 0);
         while let Some(front) = pending.0.front() {
             if front.settled() {
+                // Answered by Kafka's outcome already: only dropped.
             } else if down {
                 kafka_down += u64::from(context.answer_early(front, KAFKA_DOWN));
             } else if now.saturating_duration_since(front.received_at()) >= self.deadlines.batch {
