@@ -158,7 +158,8 @@ pub struct Failure {
     /// Events in the batch.
     pub total: usize,
     /// librdkafka's error code for the first failure of the worst refusal (`rd_kafka_resp_err_t`;
-    /// 0 where no Kafka error applies, e.g. the log publisher).
+    /// 0 where no Kafka error applies: the log publisher, or a batch answered early none of whose
+    /// events had failed yet).
     pub error_code: i32,
     /// What happened, in words: the first failure of the worst refusal, with its topic.
     pub detail: String,

@@ -114,10 +114,9 @@ impl InFlight {
             return None;
         }
         let worst = self.worst.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (refusal, error_code) = match worst.as_ref() {
-            Some((refusal, code, _)) if *refusal > Refusal::Retriable => (*refusal, *code as i32),
-            _ => (Refusal::Retriable, RDKafkaErrorCode::MessageTimedOut as i32),
-        };
+        // No Kafka error decided this answer: the code is that of an event failed already, if any.
+        let (refusal, error_code) =
+            worst.as_ref().map_or((Refusal::Retriable, 0), |(refusal, code, _)| (*refusal, *code as i32));
         let unsettled = self.remaining.load(Ordering::Acquire);
         Some(Failure {
             refusal,
@@ -287,13 +286,11 @@ impl DeliveryContext {
 /// `error_code` tag of `kafka_delivery_errors_total`.
 #[allow(unsafe_code)]
 pub(crate) fn error_name(code: RDKafkaErrorCode) -> &'static str {
-    // SAFETY: `rd_kafka_resp_err_t` is a C enum of i32; every RDKafkaErrorCode is one of its
-    // values (rust-rdkafka defines the one from the other). rd_kafka_err2name returns a static
-    // NUL-terminated string for any value, known or not.
-    unsafe {
-        let raw: rdsys::rd_kafka_resp_err_t = std::mem::transmute(code as i32);
-        std::ffi::CStr::from_ptr(rdsys::rd_kafka_err2name(raw)).to_str().unwrap_or("UNKNOWN")
-    }
+    let raw = rdsys::rd_kafka_resp_err_t::try_from(code as i32)
+        .unwrap_or(rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_UNKNOWN);
+    // SAFETY: rd_kafka_err2name returns a static NUL-terminated string for any code, known or
+    // not.
+    unsafe { std::ffi::CStr::from_ptr(rdsys::rd_kafka_err2name(raw)) }.to_str().unwrap_or("UNKNOWN")
 }
 
 /// librdkafka's word on whether a failed message may be in the log.
@@ -438,6 +435,7 @@ mod tests {
         let failure = in_flight.answer_early("Kafka unreachable").expect("the first early answer");
         assert_eq!((failure.refusal, failure.persistence), (Refusal::Retriable, Persistence::StillPending));
         assert_eq!((failure.failed, failure.total), (1, 3), "one event is not settled");
+        assert_eq!(failure.error_code, 0, "no Kafka error decided it");
         assert!(failure.detail.ends_with("Kafka unreachable"), "{}", failure.detail);
         assert!(in_flight.answer_early("again").is_none(), "answered once");
     }
