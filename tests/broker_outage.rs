@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use prost::Message as _;
+use raccoon_cli::procfs::{self, Pid};
 use raccoon_protocol::pb;
 
 /// How a batch was answered.
@@ -99,12 +100,6 @@ impl Transports<'_> {
 
 const GRPC_PATH: &str = "/raystack.raccoon.v1beta1.EventService/SendEvent";
 
-/// The `q` quantile of `samples` (sorted here).
-fn quantile(samples: &mut [Duration], q: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1]
-}
-
 #[test]
 fn an_outage_is_answered_retry_on_every_transport_and_recovery_needs_no_restart() {
     let broker = PrivateBroker::new("outage", &[]);
@@ -164,7 +159,8 @@ fn an_outage_is_answered_retry_on_every_transport_and_recovery_needs_no_restart(
     }
     let known = known.expect("no batch was answered \"retry\" while the broker was down");
     assert!(retried.iter().all(|&r| r > 0), "every transport answers retry: {retried:?}");
-    let p99 = quantile(&mut after_known, 0.99);
+    after_known.sort_unstable();
+    let p99 = nearest_rank(&after_known, 0.99);
     eprintln!(
         "outage known {:?} after the stop; {} answers after that: p99 {p99:?}, max {:?}",
         known,
@@ -208,14 +204,9 @@ fn knob(name: &str, default: usize) -> usize {
     std::env::var(format!("RACCOON_CRASH_{name}")).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// The server's resident memory, in KiB, from `/proc/<pid>/status`.
+/// The server's resident memory, in KiB (0 if it cannot be read).
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    procfs::sample(Pid::Other(pid)).map_or(0, |sample| sample.rss_bytes / 1024)
 }
 
 #[test]

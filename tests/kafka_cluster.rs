@@ -376,10 +376,12 @@ struct Latencies {
 fn latencies<'a>(sends: impl Iterator<Item = &'a Send>) -> Latencies {
     let mut all: Vec<Duration> = sends.map(|s| s.answered - s.sent).collect();
     all.sort_unstable();
-    // Nearest rank: the smallest latency at least q of the sends did not exceed.
-    let rank =
-        |q: f64| all.get(((q * all.len() as f64).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default();
-    Latencies { count: all.len(), p50: rank(0.50), p99: rank(0.99), max: all.last().copied().unwrap_or_default() }
+    Latencies {
+        count: all.len(),
+        p50: nearest_rank(&all, 0.50),
+        p99: nearest_rank(&all, 0.99),
+        max: all.last().copied().unwrap_or_default(),
+    }
 }
 
 impl std::fmt::Display for Latencies {

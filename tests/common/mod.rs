@@ -381,3 +381,9 @@ pub fn assert_acked_once(kafka: &str, prefix: &str, sent: &[pb::SendEventRequest
         assert!(counts.is_empty(), "{topic}: records nobody sent: {}", counts.len());
     }
 }
+
+/// The nearest-rank `q` quantile of `sorted` (ascending): the smallest value that at least a
+/// fraction `q` of them do not exceed; zero for no values.
+pub fn nearest_rank(sorted: &[Duration], q: f64) -> Duration {
+    sorted.get(((q * sorted.len() as f64).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
+}

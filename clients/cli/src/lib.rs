@@ -14,7 +14,7 @@ pub mod idle;
 mod latency;
 mod limits;
 pub mod load;
-mod procfs;
+pub mod procfs;
 pub mod send;
 mod workload;
 

@@ -1,5 +1,6 @@
 //! CPU time and memory of a process, from `/proc/<pid>/stat` and `/proc/<pid>/status`: the
-//! server's (given `--server-pid`) and the load generator's own.
+//! server's (given `--server-pid`) and the load generator's own. The workspace's one reader of
+//! them: the server's tests sample its memory through [`sample`] too.
 
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ const USER_HZ: f64 = 100.0;
 
 /// Which process to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pid {
+pub enum Pid {
     /// This process.
     Own,
     /// Another one, by id.
@@ -26,19 +27,19 @@ impl Pid {
 
 /// One reading of a process.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Sample {
+pub struct Sample {
     /// When it was read.
-    pub(crate) at: Instant,
+    pub at: Instant,
     /// User plus system CPU time so far, seconds (all threads).
-    pub(crate) cpu_seconds: f64,
+    pub cpu_seconds: f64,
     /// Resident set size now (`VmRSS`), bytes.
-    pub(crate) rss_bytes: u64,
+    pub rss_bytes: u64,
     /// Peak resident set size (`VmHWM`), bytes.
-    pub(crate) peak_rss_bytes: u64,
+    pub peak_rss_bytes: u64,
 }
 
 /// Reads `pid` now; the error names the file that could not be read or parsed.
-pub(crate) fn sample(pid: Pid) -> Result<Sample, String> {
+pub fn sample(pid: Pid) -> Result<Sample, String> {
     let dir = pid.dir();
     let stat_path = format!("{dir}/stat");
     let stat = std::fs::read_to_string(&stat_path).map_err(|e| format!("{stat_path}: {e}"))?;
