@@ -94,10 +94,15 @@ impl InFlight {
             self.maybe_published.store(true, Ordering::Relaxed);
         }
         let refusal = classify::refusal(code);
-        let mut worst = self.worst.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut worst = self.worst();
         if worst.as_ref().is_none_or(|(kept, _, _)| refusal > *kept) {
             *worst = Some((refusal, code, format!("topic {topic}: {}", KafkaError::MessageProduction(code))));
         }
+    }
+
+    /// The worst failure so far. A panic while it was held (not expected) leaves it usable.
+    fn worst(&self) -> std::sync::MutexGuard<'_, Option<(Refusal, RDKafkaErrorCode, String)>> {
+        self.worst.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Marks one event settled; true for the call that settles the last one.
@@ -113,7 +118,7 @@ impl InFlight {
         if !self.wants_ack || self.answered.swap(true, Ordering::AcqRel) {
             return None;
         }
-        let worst = self.worst.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let worst = self.worst();
         // No Kafka error decided this answer: the code is that of an event failed already, if any.
         let (refusal, error_code) =
             worst.as_ref().map_or((Refusal::Retriable, 0), |(refusal, code, _)| (*refusal, *code as i32));
@@ -132,7 +137,7 @@ impl InFlight {
         match self.failed.load(Ordering::Acquire) {
             0 => DeliveryOutcome::Delivered,
             failed => {
-                let worst = self.worst.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let worst = self.worst();
                 let (refusal, code, first) = match worst.as_ref() {
                     Some((refusal, code, text)) => (*refusal, *code as i32, text.as_str()),
                     None => (Refusal::Retriable, 0, "unknown error"),
