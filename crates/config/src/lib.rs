@@ -28,7 +28,7 @@ use raccoon_protocol::cors::CorsConfig;
 use raccoon_protocol::identity::IdentityRules;
 use raccoon_protocol::origin::OriginList;
 use raccoon_protocol::routing::UpgradeOrigins;
-use raccoon_publish::{PublisherConfig, PublisherKind};
+use raccoon_publish::{PublisherConfig, PublisherKind, RecordKey, Records};
 use raccoon_rt::listen::BindAddress;
 use raccoon_shard::{AckMode, ServerConfig, ShardConfig};
 
@@ -433,6 +433,7 @@ impl Config {
             flush_timeout: raw.read(k::PUBLISHER_KAFKA_FLUSH_INTERVAL_MS)?,
             batch_deadline: raw.read(k::PUBLISHER_KAFKA_BATCH_DEADLINE_MS)?,
             queue_full_wait: raw.read(k::PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS)?,
+            records: records_config(raw)?,
             kafka,
         };
 
@@ -457,6 +458,29 @@ impl Config {
             effective,
         })
     }
+}
+
+/// `PUBLISHER_KAFKA_RECORD_*` and `PUBLISHER_DEAD_LETTER_TOPIC`.
+fn records_config(raw: &Raw) -> Result<Records, ConfigError> {
+    let key = match raw.read(k::PUBLISHER_KAFKA_RECORD_KEY)?.as_str() {
+        "none" => RecordKey::None,
+        "conn_id" => RecordKey::ConnId,
+        "conn_group" => RecordKey::ConnGroup,
+        "req_guid" => RecordKey::ReqGuid,
+        other => unreachable!("invariant: PUBLISHER_KAFKA_RECORD_KEY's range has no {other:?}"),
+    };
+    let dead_letter_topic = match raw.read(k::PUBLISHER_DEAD_LETTER_TOPIC)? {
+        topic if topic.is_empty() => None,
+        topic => {
+            let invalid = |why: String| raw.invalid(k::PUBLISHER_DEAD_LETTER_TOPIC, why);
+            let pattern = TopicPattern::parse(&topic).map_err(|e| invalid(e.to_string()))?;
+            if !pattern.is_static() {
+                return Err(invalid("expected one topic name (%s has no meaning here)".to_owned()));
+            }
+            Some(topic)
+        }
+    };
+    Ok(Records { key, headers: raw.read(k::PUBLISHER_KAFKA_RECORD_HEADERS)?, dead_letter_topic })
 }
 
 fn metrics_config(raw: &Raw) -> Result<MetricsConfig, ConfigError> {

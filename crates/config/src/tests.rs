@@ -302,6 +302,29 @@ fn publisher_type_is_kafka_or_log() {
 }
 
 #[test]
+fn records_are_raccoons_by_default_and_the_dead_letter_topic_must_be_one_valid_name() {
+    use raccoon_publish::{RecordKey, Records};
+    assert_eq!(Config::build(&sources(&[])).unwrap().publisher.records, Records::default());
+    let cfg = Config::build(&sources(&[
+        ("PUBLISHER_KAFKA_RECORD_KEY", "CONN_ID"),
+        ("PUBLISHER_KAFKA_RECORD_HEADERS", "true"),
+        ("PUBLISHER_DEAD_LETTER_TOPIC", "clickstream-dead-letters"),
+    ]))
+    .unwrap();
+    let want =
+        Records { key: RecordKey::ConnId, headers: true, dead_letter_topic: Some("clickstream-dead-letters".into()) };
+    assert_eq!(cfg.publisher.records, want);
+    assert_eq!(
+        err_text(&sources(&[("PUBLISHER_DEAD_LETTER_TOPIC", "dead-%s")])),
+        "invalid value \"dead-%s\" for PUBLISHER_DEAD_LETTER_TOPIC (from environment): expected one topic name (%s has no meaning here)"
+    );
+    let bad = err_text(&sources(&[("PUBLISHER_DEAD_LETTER_TOPIC", "dead letters")]));
+    assert!(bad.contains("PUBLISHER_DEAD_LETTER_TOPIC") && bad.contains("not allowed in a Kafka topic name"), "{bad}");
+    let bad = err_text(&sources(&[("PUBLISHER_KAFKA_RECORD_KEY", "user")]));
+    assert!(bad.contains("PUBLISHER_KAFKA_RECORD_KEY") && bad.contains("conn_id"), "{bad}");
+}
+
+#[test]
 fn bind_address_is_both_families_unless_an_address_pins_one() {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     assert_eq!(Config::build(&sources(&[])).unwrap().server.bind, BindAddress::DualStack);

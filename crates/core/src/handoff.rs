@@ -68,6 +68,28 @@ pub struct EventRecord {
     pub payload: Bytes,
 }
 
+/// Who sent a batch: the connection's identity, as Raccoon names it (`conn_id`, `conn_group`).
+/// One per WebSocket connection, shared by its batches; one per REST or gRPC request.
+///
+/// Crosses threads (Send + Sync, behind an `Arc`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The connection's id (the `SERVER_WEBSOCKET_CONN_ID_HEADER` value; empty when none was
+    /// named).
+    pub conn_id: Box<str>,
+    /// The connection's group (`conn_group` metric tag).
+    pub group: Box<str>,
+}
+
+/// The client's `sent_time` of a batch (`google.protobuf.Timestamp`'s two fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentTime {
+    /// Seconds since the Unix epoch.
+    pub seconds: i64,
+    /// Nanoseconds within the second.
+    pub nanos: i32,
+}
+
 /// A decoded batch on its way from a shard to a publisher thread.
 ///
 /// Crosses threads (Send).
@@ -75,7 +97,8 @@ pub struct EventRecord {
 pub struct Batch {
     /// Where the delivery outcome must go.
     pub token: AckToken,
-    /// The client's batch id; echoed back in the ack.
+    /// The client's batch id: echoed back in the ack (`EVENT_ACK=1`), and a record key or header
+    /// when the publisher is configured so.
     pub req_guid: String,
     /// The events, in the order the client sent them.
     pub events: Vec<EventRecord>,
@@ -84,8 +107,10 @@ pub struct Batch {
     pub wants_ack: bool,
     /// When the shard finished decoding the batch.
     pub received_at: Instant,
-    /// The connection's group (`conn_group` metric tag).
-    pub group: Arc<str>,
+    /// Who sent it.
+    pub origin: Arc<Origin>,
+    /// The client's `sent_time`, if it set one.
+    pub sent_time: Option<SentTime>,
 }
 
 /// How a batch fared in Kafka: the worst outcome among its events.
@@ -249,7 +274,8 @@ mod tests {
             events: Vec::new(),
             wants_ack: false,
             received_at: Instant::now(),
-            group: Arc::from(""),
+            origin: Arc::default(),
+            sent_time: None,
         }
     }
 

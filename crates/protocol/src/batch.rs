@@ -14,7 +14,7 @@ use bytes::Bytes;
 use prost::Message;
 use thiserror::Error;
 
-use raccoon_core::handoff::EventRecord;
+use raccoon_core::handoff::{EventRecord, SentTime};
 use raccoon_core::topic::{TopicError, TopicPattern};
 
 /// [`SendEventRequest`] as the server decodes it (field numbers from the wire contract).
@@ -50,6 +50,13 @@ pub struct DecodedBatch {
     pub sent_time: Option<prost_types::Timestamp>,
     /// The events; payloads are slices of the input buffer.
     pub events: Vec<EventRecord>,
+}
+
+impl DecodedBatch {
+    /// The client's send time as the publisher carries it.
+    pub fn client_sent_time(&self) -> Option<SentTime> {
+        self.sent_time.map(|t| SentTime { seconds: t.seconds, nanos: t.nanos })
+    }
 }
 
 /// Why a frame was refused. Either way the client gets `CODE_BAD_REQUEST` and the connection

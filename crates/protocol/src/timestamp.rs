@@ -2,6 +2,9 @@
 //! (`"2023-07-22T10:00:00.123Z"`, `"2023-07-22T12:00:00+02:00"`), parsed into
 //! [`prost_types::Timestamp`] without allocating.
 //!
+//! [`format_rfc3339`] writes the form back (UTC, `Z`, nine fraction digits), for the publisher's
+//! `raccoon-sent-time` record header.
+//!
 //! Accepted: `YYYY-MM-DD`, `T` (or `t`), `HH:MM:SS`, an optional fraction of 1 to 9 digits, then
 //! `Z` (or `z`) or a `+HH:MM`/`-HH:MM` offset. Years 0001 to 9999 (the range protobuf defines for
 //! `Timestamp`); no leap second (`:60`), as Go's `time.Parse` refuses it too.
@@ -105,6 +108,36 @@ fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The civil date (year, month, day) `days` after 1970-01-01: the inverse of
+/// [`days_from_civil`] (the same algorithm, H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    // Both in range by construction: day 1..=31, month 1..=12.
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `seconds` and `nanos` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, or `None`
+/// outside what [`parse_rfc3339`] accepts (years 0001 to 9999, nanos 0 to 999,999,999).
+pub fn format_rfc3339(seconds: i64, nanos: i32) -> Option<String> {
+    if !(0..1_000_000_000).contains(&nanos) {
+        return None;
+    }
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    if !(1..=9999).contains(&year) {
+        return None;
+    }
+    let second_of_day = seconds.rem_euclid(86_400);
+    let (hour, minute, second) = (second_of_day / 3600, second_of_day / 60 % 60, second_of_day % 60);
+    Some(format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{nanos:09}Z"))
+}
+
 /// Parses an RFC 3339 timestamp.
 pub fn parse_rfc3339(text: &str) -> Result<prost_types::Timestamp, TimestampError> {
     let mut c = Cursor { text: text.as_bytes(), pos: 0 };
@@ -172,6 +205,27 @@ mod tests {
 
     fn ts(seconds: i64, nanos: i32) -> prost_types::Timestamp {
         prost_types::Timestamp { seconds, nanos }
+    }
+
+    #[test]
+    fn formatting_writes_utc_with_nine_digits_and_refuses_what_parsing_refuses() {
+        assert_eq!(format_rfc3339(0, 0).as_deref(), Some("1970-01-01T00:00:00.000000000Z"));
+        assert_eq!(format_rfc3339(1_690_020_000, 123_000_000).as_deref(), Some("2023-07-22T10:00:00.123000000Z"));
+        assert_eq!(format_rfc3339(951_825_600, 5).as_deref(), Some("2000-02-29T12:00:00.000000005Z"));
+        assert_eq!(format_rfc3339(-1, 999_999_999).as_deref(), Some("1969-12-31T23:59:59.999999999Z"));
+        assert_eq!(format_rfc3339(0, -1), None);
+        assert_eq!(format_rfc3339(0, 1_000_000_000), None);
+        assert_eq!(format_rfc3339(253_402_300_800, 0), None, "year 10000");
+        assert_eq!(format_rfc3339(-62_135_596_801, 0), None, "year 0");
+        assert_eq!(format_rfc3339(-62_135_596_800, 0).as_deref(), Some("0001-01-01T00:00:00.000000000Z"));
+    }
+
+    proptest! {
+        #[test]
+        fn formatting_and_parsing_are_inverse(seconds in -62_135_596_800i64..253_402_300_800, nanos in 0i32..1_000_000_000) {
+            let text = format_rfc3339(seconds, nanos).unwrap();
+            prop_assert_eq!(parse_rfc3339(&text).unwrap(), ts(seconds, nanos));
+        }
     }
 
     #[test]

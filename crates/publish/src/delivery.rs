@@ -13,15 +13,16 @@ use rdkafka::bindings as rdsys;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::classify;
+use crate::dead_letter::{DeadLetter, Route};
 use crate::throttle::Throttle;
 use raccoon_core::handoff::{
-    Ack, AckToken, Batch, DeliveryOutcome, EventRecord, Failure, Persistence, Refusal, ShardMsg,
+    Ack, AckToken, Batch, DeliveryOutcome, EventRecord, Failure, Origin, Persistence, Refusal, SentTime, ShardMsg,
 };
 use raccoon_core::health::Health;
 use raccoon_core::topic::TopicPattern;
@@ -37,7 +38,8 @@ pub(crate) struct InFlight {
     req_guid: String,
     wants_ack: bool,
     received_at: Instant,
-    group: Arc<str>,
+    origin: Arc<Origin>,
+    sent_time: Option<SentTime>,
     total: usize,
     remaining: AtomicUsize,
     failed: AtomicUsize,
@@ -54,13 +56,14 @@ impl InFlight {
     /// Takes over a batch's bookkeeping; its events go to librdkafka separately and are handed
     /// back to the caller.
     pub(crate) fn new(batch: Batch) -> (Arc<Self>, Vec<EventRecord>) {
-        let Batch { token, req_guid, events, wants_ack, received_at, group } = batch;
+        let Batch { token, req_guid, events, wants_ack, received_at, origin, sent_time } = batch;
         let in_flight = Arc::new(InFlight {
             token,
             req_guid,
             wants_ack,
             received_at,
-            group,
+            origin,
+            sent_time,
             total: events.len(),
             remaining: AtomicUsize::new(events.len()),
             failed: AtomicUsize::new(0),
@@ -73,7 +76,22 @@ impl InFlight {
 
     /// The connection's group.
     pub(crate) fn group(&self) -> &str {
-        &self.group
+        &self.origin.group
+    }
+
+    /// Who sent the batch.
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The batch's `req_guid`.
+    pub(crate) fn req_guid(&self) -> &str {
+        &self.req_guid
+    }
+
+    /// The client's `sent_time` of the batch.
+    pub(crate) fn sent_time(&self) -> Option<SentTime> {
+        self.sent_time
     }
 
     /// When the shard had decoded the batch.
@@ -163,7 +181,7 @@ impl InFlight {
 /// The tags [`DeliveryContext::count_event`] gave the last event it counted on this thread.
 struct LastTags {
     topic: Box<str>,
-    group: Arc<str>,
+    origin: Arc<Origin>,
     tags: [raccoon_metrics::Tag; 3],
 }
 
@@ -184,18 +202,29 @@ pub(crate) struct DeliveryContext {
     /// thread then asks librdkafka whether it was fatal (the event does not say so to
     /// rust-rdkafka's callback) and, if so, builds a new producer.
     errors_raised: AtomicBool,
+    /// Where events Kafka rejects for good go, if a dead-letter topic is set.
+    dead_letters: Option<Route>,
     lost_log: Throttle,
 }
 
 impl DeliveryContext {
     /// A context that delivers acks to `inboxes[shard]`; `pattern` recovers event types from
-    /// topics for metric tags; `health` learns at once when every broker is down.
+    /// topics for metric tags; `health` learns at once when every broker is down; rejected events
+    /// go to `dead_letters`, if given.
     pub(crate) fn new(
         inboxes: Arc<[async_channel::Sender<ShardMsg>]>,
         pattern: TopicPattern,
         health: Arc<Health>,
+        dead_letters: Option<Route>,
     ) -> Self {
-        DeliveryContext { inboxes, pattern, health, errors_raised: AtomicBool::new(false), lost_log: Throttle::new() }
+        DeliveryContext {
+            inboxes,
+            pattern,
+            health,
+            errors_raised: AtomicBool::new(false),
+            dead_letters,
+            lost_log: Throttle::new(),
+        }
     }
 
     /// Whether librdkafka raised an error event since the last call: the caller then checks
@@ -220,12 +249,12 @@ impl DeliveryContext {
             // last event's tags rather than interning three strings per event (hashing them
             // was the delivery thread's largest cost of its own in the profile).
             let tags3 = LAST_TAGS.with_borrow_mut(|last| match last {
-                Some(l) if Arc::ptr_eq(&l.group, &batch.group) && &*l.topic == topic => l.tags,
+                Some(l) if Arc::ptr_eq(&l.origin, &batch.origin) && &*l.topic == topic => l.tags,
                 _ => {
                     let (topic_tag, group) = (m.client_tag(topic), m.client_tag(batch.group()));
                     let event_type = m.client_tag(self.pattern.event_type_of(topic));
                     let tags3 = [topic_tag, group, event_type];
-                    *last = Some(LastTags { topic: topic.into(), group: Arc::clone(&batch.group), tags: tags3 });
+                    *last = Some(LastTags { topic: topic.into(), origin: Arc::clone(&batch.origin), tags: tags3 });
                     tags3
                 }
             });
@@ -298,9 +327,21 @@ pub(crate) fn error_name(code: RDKafkaErrorCode) -> &'static str {
     unsafe { std::ffi::CStr::from_ptr(rdsys::rd_kafka_err2name(raw)) }.to_str().unwrap_or("UNKNOWN")
 }
 
+/// A rejected event of a delivery report, for the publisher thread to dead-letter.
+fn dead_letter(batch: Arc<InFlight>, message: &BorrowedMessage<'_>, code: RDKafkaErrorCode) -> DeadLetter {
+    DeadLetter {
+        batch,
+        topic: message.topic().to_owned(),
+        code,
+        payload: message.payload().unwrap_or_default().to_vec(),
+        key: message.key().map(<[u8]>::to_vec),
+        headers: message.headers().map(BorrowedHeaders::detach),
+    }
+}
+
 /// librdkafka's word on whether a failed message may be in the log.
 #[allow(unsafe_code)]
-fn persistence(message: &rdkafka::message::BorrowedMessage<'_>) -> Persistence {
+fn persistence(message: &BorrowedMessage<'_>) -> Persistence {
     // SAFETY: the message is alive for the length of the delivery callback that lent it.
     let status = unsafe { rdsys::rd_kafka_message_status(message.ptr()) };
     match status {
@@ -363,13 +404,20 @@ impl ClientContext for DeliveryContext {
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Arc<InFlight>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<InFlight>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, mut batch: Arc<InFlight>) {
         match result {
             Ok(message) => self.count_event(&batch, message.topic(), Ok(())),
             Err((error, message)) => {
                 let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
-                batch.fail(message.topic(), code, persistence(message));
                 self.count_event(&batch, message.topic(), Err(code));
+                if let Some(route) = self.dead_letters.as_ref().filter(|route| route.takes(message.topic(), code)) {
+                    match route.send(dead_letter(batch, message, code)) {
+                        // Settled when its dead-letter record is.
+                        Ok(()) => return,
+                        Err(letter) => batch = letter.batch,
+                    }
+                }
+                batch.fail(message.topic(), code, persistence(message));
             }
         }
         if batch.settle_one() {
@@ -393,7 +441,8 @@ mod tests {
                 .collect(),
             wants_ack: true,
             received_at: Instant::now(),
-            group: Arc::from("g"),
+            origin: Arc::new(raccoon_core::handoff::Origin { conn_id: "c".into(), group: "g".into() }),
+            sent_time: None,
         }
     }
 

@@ -5,7 +5,8 @@
 //! [`raccoon_core`].
 //!
 //! * `producer.rs`, `delivery.rs`: the Kafka publisher; `native.rs`: librdkafka's batch produce
-//!   call, which rust-rdkafka does not wrap.
+//!   call, which rust-rdkafka does not wrap; `record`: each record's key and headers;
+//!   `dead_letter.rs`: where events Kafka rejects for good go, when a dead-letter topic is set.
 //! * `log.rs`: the log publisher (`PUBLISHER_TYPE=log`), which logs each event instead and needs
 //!   no broker; [`raccoon_protocol::rawproto`] renders its protobuf payloads. Shards cannot tell
 //!   the two apart: both serve the [`Handoff`] and answer through the same inboxes.
@@ -22,16 +23,18 @@
 //! whichever thread polls (the poll thread, or ours during the final flush).
 
 mod classify;
+mod dead_letter;
 mod delivery;
 pub mod health;
 pub mod kafka;
 mod log;
 mod native;
 mod producer;
+pub mod record;
 mod settings;
 mod throttle;
 
-pub use settings::{PublisherConfig, PublisherKind};
+pub use settings::{PublisherConfig, PublisherKind, RecordKey, Records};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -202,6 +205,14 @@ fn start_kafka(
     let deadlines = Deadlines { batch: config.batch_deadline, queue_full: config.queue_full_wait };
     let mut threads = Vec::with_capacity(queues.len());
     for (index, rx) in queues.into_iter().enumerate() {
+        // Rejections a broker reports come back to the publisher thread to be dead-lettered.
+        let (route, dead_letters) = match &config.records.dead_letter_topic {
+            Some(topic) => {
+                let (back, dead_letters) = crossbeam_channel::unbounded();
+                (Some(dead_letter::Route { topic: Arc::from(topic.as_str()), back }), dead_letters)
+            }
+            None => (None, crossbeam_channel::never()),
+        };
         let spec = ProducerSpec {
             index,
             client: client.clone(),
@@ -209,6 +220,8 @@ fn start_kafka(
             pattern: pattern.clone(),
             health: Arc::clone(shared.health),
             metrics: shared.metrics.clone(),
+            records: config.records.clone(),
+            dead_letters: route,
         };
         let (producer, poller) = spec.build()?;
         let worker = producer::Worker {
@@ -222,7 +235,11 @@ fn start_kafka(
             drills_seen: 0,
             queue_full_since: std::cell::Cell::new(None),
         };
-        threads.push(std::thread::Builder::new().name(format!("raccoon-pub-{index}")).spawn(move || worker.run(rx))?);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("raccoon-pub-{index}"))
+                .spawn(move || worker.run(rx, dead_letters))?,
+        );
     }
     Ok(threads)
 }

@@ -225,7 +225,8 @@ mod tests {
             events: vec![event("page", payload.to_vec())],
             wants_ack,
             received_at: Instant::now(),
-            group: Arc::from("g"),
+            origin: Arc::new(raccoon_core::handoff::Origin { conn_id: "c".into(), group: "g".into() }),
+            sent_time: None,
         }
     }
 

@@ -14,6 +14,9 @@
 //! form rust-rdkafka's delivery callback takes back (`IntoOpaque` for `Arc`), so delivery
 //! reports are served by [`super::delivery`] unchanged.
 //!
+//! `rd_kafka_produce_batch` takes keys but no headers: records with headers
+//! (`PUBLISHER_KAFKA_RECORD_HEADERS=true`) go one `rd_kafka_produceva` each (see [`TopicBatch`]).
+//!
 //! Runs on: a publisher thread.
 
 use std::cell::RefCell;
@@ -27,7 +30,10 @@ use rdkafka::bindings as rdsys;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer};
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use super::delivery::{DeliveryContext, InFlight};
+use crate::record::{BatchHeaders, EventIndex};
 
 /// Most topic handles a publisher keeps. Event types are chosen by clients, so the cache is
 /// emptied when it reaches this size rather than growing with whatever types arrive.
@@ -114,63 +120,84 @@ impl TopicHandles {
     }
 }
 
+/// An event librdkafka refused (or that was not offered to it): its batch's bookkeeping, why,
+/// and what a dead letter of it needs.
+pub(super) struct Refused<'a> {
+    pub(super) opaque: Arc<InFlight>,
+    pub(super) code: RDKafkaErrorCode,
+    pub(super) payload: &'a [u8],
+    pub(super) index: u32,
+}
+
 /// The messages of one batch for one topic, not yet handed to librdkafka. Borrows their
-/// payloads; owns one `Arc<InFlight>` per message until librdkafka takes it.
+/// payloads and keys; owns one `Arc<InFlight>` per message until librdkafka takes it.
+///
+/// Without headers, the messages go in one `rd_kafka_produce_batch` (keys included: librdkafka
+/// copies each into its message's allocation and partitions by it). That call takes no
+/// headers, so with headers each message goes in its own `rd_kafka_produceva`, still on the
+/// cached topic handle (no lookup by name) and with one timestamp per call to
+/// [`TopicBatch::produce`], as the batch call reads it once.
 pub(super) struct TopicBatch<'a> {
     pub(super) topic: Topic<'a>,
     messages: Vec<rdsys::rd_kafka_message_t>,
+    /// Each message's event index in its batch.
+    indices: Vec<u32>,
+    headers: Option<&'a BatchHeaders<'a>>,
     payloads: PhantomData<&'a [u8]>,
 }
 
 impl<'a> TopicBatch<'a> {
-    /// An empty batch for `topic`, with room for `capacity` messages.
-    pub(super) fn with_capacity(topic: Topic<'a>, capacity: usize) -> Self {
-        TopicBatch { topic, messages: Vec::with_capacity(capacity), payloads: PhantomData }
+    /// An empty batch for `topic`, with room for `capacity` messages, each with `headers` (and
+    /// its index) when given.
+    pub(super) fn with_capacity(topic: Topic<'a>, capacity: usize, headers: Option<&'a BatchHeaders<'a>>) -> Self {
+        TopicBatch {
+            topic,
+            messages: Vec::with_capacity(capacity),
+            indices: Vec::with_capacity(capacity),
+            headers,
+            payloads: PhantomData,
+        }
     }
 
-    /// Adds a message: `payload` (copied by librdkafka), delivered with `opaque`.
-    pub(super) fn push(&mut self, payload: &'a [u8], opaque: Arc<InFlight>) {
+    /// Adds event `index` of its batch: `payload` (copied by librdkafka) under `key`, delivered
+    /// with `opaque`.
+    pub(super) fn push(&mut self, payload: &'a [u8], key: Option<&'a [u8]>, index: u32, opaque: Arc<InFlight>) {
+        let (key, key_len) =
+            key.map_or((std::ptr::null_mut(), 0), |k| (k.as_ptr().cast_mut().cast::<c_void>(), k.len()));
         self.messages.push(rdsys::rd_kafka_message_t {
             err: rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
             rkt: std::ptr::null_mut(),
             partition: PARTITION_UA,
             payload: payload.as_ptr().cast_mut().cast::<c_void>(),
             len: payload.len(),
-            key: std::ptr::null_mut(),
-            key_len: 0,
+            key,
+            key_len,
             offset: 0,
             _private: Arc::into_raw(opaque).cast_mut().cast::<c_void>(),
         });
+        self.indices.push(index);
     }
 
     /// Hands the messages to librdkafka. Those it refused go to `refused` with the reason,
     /// except when its queue is full: from the first such message on, the rest stay here, in
     /// order, for the caller to offer again (`true` when some stayed).
-    #[allow(unsafe_code)]
-    pub(super) fn produce(&mut self, mut refused: impl FnMut(Arc<InFlight>, RDKafkaErrorCode)) -> bool {
+    pub(super) fn produce(
+        &mut self,
+        producer: &BaseProducer<DeliveryContext>,
+        mut refused: impl FnMut(Refused<'a>),
+    ) -> bool {
         if self.messages.is_empty() {
             return false;
         }
-        // Beyond i32::MAX messages (not a batch this server accepts), the rest wait for the
-        // next call as if the queue were full.
-        let count = i32::try_from(self.messages.len()).unwrap_or(i32::MAX);
-        // SAFETY: the topic handle is alive while `self.topic` borrows its cache; `messages` holds `count` initialised
-        // messages whose payloads outlive this call (`'a`), and librdkafka copies them
-        // (`RD_KAFKA_MSG_F_COPY`) before it returns; it writes only each message's `err`.
-        unsafe {
-            rdsys::rd_kafka_produce_batch(
-                self.topic.raw.as_ptr(),
-                PARTITION_UA,
-                rdsys::RD_KAFKA_MSG_F_COPY,
-                self.messages.as_mut_ptr(),
-                count,
-            );
+        match self.headers {
+            None => self.produce_batch(),
+            Some(headers) => self.produce_each(producer, headers),
         }
         let queue_full = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
         let mut kept = 0;
         let mut full = false;
         for i in 0..self.messages.len() {
-            let err = if i < count as usize { self.messages[i].err } else { queue_full };
+            let err = self.messages[i].err;
             if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                 // librdkafka owns the opaque now; its delivery report gives it back.
                 continue;
@@ -180,37 +207,139 @@ impl<'a> TopicBatch<'a> {
                 let mut message = self.messages[i];
                 message.err = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
                 self.messages[kept] = message;
+                self.indices[kept] = self.indices[i];
                 kept += 1;
                 continue;
             }
-            // SAFETY: a refused message's opaque was not taken by librdkafka: it is still the
-            // `Arc::into_raw` of `push`, reclaimed exactly once, here.
-            let opaque = unsafe { Arc::from_raw(self.messages[i]._private.cast_const().cast::<InFlight>()) };
-            refused(opaque, err.into());
+            let (message, index) = (self.messages[i], self.indices[i]);
+            refused(Refused { opaque: take_opaque(&message), code: err.into(), payload: payload_of(&message), index });
         }
         self.messages.truncate(kept);
+        self.indices.truncate(kept);
         full
     }
 
-    /// Gives up on the messages still here: each goes to `refused` with `reason`.
+    /// Every message in one `rd_kafka_produce_batch`; each message's `err` says how it fared.
     #[allow(unsafe_code)]
-    pub(super) fn refuse_all(
-        &mut self,
-        reason: RDKafkaErrorCode,
-        mut refused: impl FnMut(Arc<InFlight>, RDKafkaErrorCode),
-    ) {
-        for message in self.messages.drain(..) {
-            // SAFETY: messages still here were never taken by librdkafka (see `produce`).
-            let opaque = unsafe { Arc::from_raw(message._private.cast_const().cast::<InFlight>()) };
-            refused(opaque, reason);
+    fn produce_batch(&mut self) {
+        // Beyond i32::MAX messages (not a batch this server accepts), the rest wait for the
+        // next call as if the queue were full.
+        let count = i32::try_from(self.messages.len()).unwrap_or(i32::MAX);
+        // SAFETY: the topic handle is alive while `self.topic` borrows its cache; `messages` holds `count` initialised
+        // messages whose payloads and keys outlive this call (`'a`), and librdkafka copies them
+        // (`RD_KAFKA_MSG_F_COPY`; keys always) before it returns; it writes only each message's `err`.
+        unsafe {
+            rdsys::rd_kafka_produce_batch(
+                self.topic.raw.as_ptr(),
+                PARTITION_UA,
+                rdsys::RD_KAFKA_MSG_F_COPY,
+                self.messages.as_mut_ptr(),
+                count,
+            );
         }
+        for message in self.messages.iter_mut().skip(count as usize) {
+            message.err = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
+        }
+    }
+
+    /// Each message in its own `rd_kafka_produceva`, with `headers` and its index; stops at the
+    /// first full queue (the rest are marked so). Sets each message's `err` as
+    /// [`TopicBatch::produce_batch`] does.
+    #[allow(unsafe_code)]
+    fn produce_each(&mut self, producer: &BaseProducer<DeliveryContext>, headers: &BatchHeaders<'_>) {
+        use rdsys::rd_kafka_vtype_t as V;
+        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let queue_full = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
+        let mut full = false;
+        for (message, &index) in self.messages.iter_mut().zip(&self.indices) {
+            if full {
+                message.err = queue_full;
+                continue;
+            }
+            let index = EventIndex::new(index);
+            // Topic, value, key, opaque, flags, timestamp, and the headers: at most 6 + MAX.
+            let mut vus = [Vu::END; 6 + BatchHeaders::MAX];
+            let mut n = 0;
+            let mut add = |vu: rdsys::rd_kafka_vu_t| {
+                vus[n] = vu;
+                n += 1;
+            };
+            add(Vu::of(V::RD_KAFKA_VTYPE_RKT, U { rkt: self.topic.raw.as_ptr() }));
+            add(Vu::of(V::RD_KAFKA_VTYPE_VALUE, U { mem: Mem { ptr: message.payload, size: message.len } }));
+            if !message.key.is_null() {
+                add(Vu::of(V::RD_KAFKA_VTYPE_KEY, U { mem: Mem { ptr: message.key, size: message.key_len } }));
+            }
+            add(Vu::of(V::RD_KAFKA_VTYPE_OPAQUE, U { ptr: message._private }));
+            add(Vu::of(V::RD_KAFKA_VTYPE_MSGFLAGS, U { i: rdsys::RD_KAFKA_MSG_F_COPY }));
+            add(Vu::of(V::RD_KAFKA_VTYPE_TIMESTAMP, U { i64_: timestamp }));
+            headers.each(Some(&index), |name, value| {
+                let header =
+                    Header { name: name.as_ptr(), val: value.as_ptr().cast::<c_void>(), size: value.len() as isize };
+                add(Vu::of(V::RD_KAFKA_VTYPE_HEADER, U { header }));
+            });
+            // SAFETY: the client's handle is valid while `producer` is borrowed, the topic's while
+            // `self.topic` borrows its cache; the first `n` entries are initialised, and every
+            // pointer in them (payload, key, header names and values) outlives this call, in which
+            // librdkafka copies what it keeps. On success it owns the opaque; on failure it keeps
+            // nothing of this call (headers it made are freed) and returns an error we free.
+            let error = unsafe { rdsys::rd_kafka_produceva(producer.client().native_ptr(), vus.as_ptr(), n) };
+            if error.is_null() {
+                message.err = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+            } else {
+                // SAFETY: a non-null result is an error object, read once and freed once, here.
+                message.err = unsafe { rdsys::rd_kafka_error_code(error) };
+                unsafe { rdsys::rd_kafka_error_destroy(error) };
+                full = message.err == queue_full;
+            }
+        }
+    }
+
+    /// Gives up on the messages still here: each goes to `refused` with `reason`.
+    pub(super) fn refuse_all(&mut self, reason: RDKafkaErrorCode, mut refused: impl FnMut(Refused<'a>)) {
+        for (message, index) in self.messages.drain(..).zip(self.indices.drain(..)) {
+            refused(Refused { opaque: take_opaque(&message), code: reason, payload: payload_of(&message), index });
+        }
+    }
+}
+
+/// The opaque of a message librdkafka did not take (refused, or never offered).
+#[allow(unsafe_code)]
+fn take_opaque(message: &rdsys::rd_kafka_message_t) -> Arc<InFlight> {
+    // SAFETY: a message librdkafka did not take still holds the `Arc::into_raw` of `push`; its
+    // caller removes the message, so the opaque is reclaimed exactly once.
+    unsafe { Arc::from_raw(message._private.cast_const().cast::<InFlight>()) }
+}
+
+/// A message's payload, as `push` borrowed it.
+#[allow(unsafe_code)]
+fn payload_of<'a>(message: &rdsys::rd_kafka_message_t) -> &'a [u8] {
+    if message.len == 0 {
+        return &[];
+    }
+    // SAFETY: `push` set the pointer and length from a `&'a [u8]`, which outlives the batch.
+    unsafe { std::slice::from_raw_parts(message.payload.cast_const().cast::<u8>(), message.len) }
+}
+
+type U = rdsys::rd_kafka_vu_s__bindgen_ty_1;
+type Mem = rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1;
+type Header = rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2;
+
+/// Building `rd_kafka_vu_t`s (one argument of `rd_kafka_produceva` each).
+struct Vu;
+
+impl Vu {
+    const END: rdsys::rd_kafka_vu_t =
+        rdsys::rd_kafka_vu_t { vtype: rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_END, u: U { _pad: [0; 64] } };
+
+    fn of(vtype: rdsys::rd_kafka_vtype_t, u: U) -> rdsys::rd_kafka_vu_t {
+        rdsys::rd_kafka_vu_t { vtype, u }
     }
 }
 
 impl Drop for TopicBatch<'_> {
     fn drop(&mut self) {
         // Only on a panic between push and produce: release the opaques rather than leak them.
-        self.refuse_all(RDKafkaErrorCode::Fail, |_, _| {});
+        self.refuse_all(RDKafkaErrorCode::Fail, |_| {});
     }
 }
 
@@ -228,7 +357,7 @@ mod tests {
         let (tx, _rx) = async_channel::bounded(1);
         let pattern = TopicPattern::parse("native-%s").unwrap();
         let context =
-            DeliveryContext::new(Arc::from(vec![tx]), pattern, Arc::new(raccoon_core::health::Health::default()));
+            DeliveryContext::new(Arc::from(vec![tx]), pattern, Arc::new(raccoon_core::health::Health::default()), None);
         ClientConfig::new()
             .set("bootstrap.servers", "127.0.0.1:1")
             .set("queue.buffering.max.messages", room.to_string())
@@ -246,53 +375,55 @@ mod tests {
                 .collect(),
             wants_ack: true,
             received_at: Instant::now(),
-            group: Arc::from("g"),
+            origin: Arc::new(raccoon_core::handoff::Origin { conn_id: "c".into(), group: "g".into() }),
+            sent_time: None,
         };
         InFlight::new(batch).0
     }
 
+    /// With and without headers (one batch call, or one call per message): librdkafka takes
+    /// what fits, the rest stays in order, and what is given up on comes back with its payload
+    /// and index.
     #[test]
     fn a_full_queue_keeps_the_rest_in_order_and_refusals_give_the_opaque_back() {
-        let producer = producer(2);
-        let handles = TopicHandles::default();
-        let topic = handles.get(&producer, "native-t").unwrap();
-        assert!(handles.get(&producer, "native-t").unwrap() == topic, "one handle per name");
-        assert_eq!(topic.name(), "native-t");
-        let batch = in_flight(5);
-        let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 3]).collect();
-        let mut messages = TopicBatch::with_capacity(topic, 5);
-        for payload in &payloads {
-            messages.push(payload, Arc::clone(&batch));
+        let origin = raccoon_core::handoff::Origin { conn_id: "c".into(), group: "g".into() };
+        let headers = BatchHeaders::new(&origin, "guid", None);
+        for headers in [None, Some(&headers)] {
+            let producer = producer(2);
+            let handles = TopicHandles::default();
+            let topic = handles.get(&producer, "native-t").unwrap();
+            assert!(handles.get(&producer, "native-t").unwrap() == topic, "one handle per name");
+            assert_eq!(topic.name(), "native-t");
+            let batch = in_flight(5);
+            let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 3]).collect();
+            let mut messages = TopicBatch::with_capacity(topic, 5, headers);
+            for (i, payload) in payloads.iter().enumerate() {
+                messages.push(payload, Some(b"key"), i as u32, Arc::clone(&batch));
+            }
+            assert_eq!(Arc::strong_count(&batch), 6);
+            let mut refused = Vec::new();
+            let mut keep = |r: Refused<'_>| refused.push((r.opaque, r.code, r.payload.to_vec(), r.index));
+            assert!(messages.produce(&producer, &mut keep), "room for 2 of 5");
+            assert!(messages.produce(&producer, &mut keep), "still full");
+            messages.refuse_all(RDKafkaErrorCode::QueueFull, &mut keep);
+            // The three that stayed were the last three, in order; a full queue was no refusal
+            // until given up on.
+            let given_up: Vec<_> =
+                refused.iter().map(|(_, code, payload, index)| (*code, payload[0], *index)).collect();
+            let q = RDKafkaErrorCode::QueueFull;
+            assert_eq!(given_up, [(q, 2, 2), (q, 3, 3), (q, 4, 4)], "headers: {}", headers.is_some());
+            drop(refused);
+            // Two clones ride in librdkafka's queue; the refused three were given back and dropped.
+            assert_eq!(Arc::strong_count(&batch), 3);
+            assert!(
+                !messages.produce(&producer, |_| panic!("nothing left")),
+                "an empty batch has nothing to hand over"
+            );
+            drop(messages);
+            drop(handles);
+            // The two queued messages are purged when the producer goes; their reports are served
+            // by nobody here, so the clones they hold are not checked.
         }
-        assert_eq!(Arc::strong_count(&batch), 6);
-        let mut refused = Vec::new();
-        assert!(messages.produce(|opaque, code| refused.push((opaque, code))), "room for 2 of 5");
-        assert!(refused.is_empty(), "a full queue is not a refusal");
-        // The three that stayed are the last three, in order.
-        let kept: Vec<u8> = messages
-            .messages
-            .iter()
-            .map(|m| {
-                // SAFETY (test): the payload pointers point into `payloads`, alive here.
-                #[allow(unsafe_code)]
-                unsafe {
-                    *m.payload.cast::<u8>()
-                }
-            })
-            .collect();
-        assert_eq!(kept, [2, 3, 4]);
-        assert!(messages.produce(|opaque, code| refused.push((opaque, code))), "still full");
-        messages.refuse_all(RDKafkaErrorCode::QueueFull, |opaque, code| refused.push((opaque, code)));
-        assert_eq!(refused.len(), 3);
-        assert!(refused.iter().all(|(_, code)| *code == RDKafkaErrorCode::QueueFull));
-        drop(refused);
-        // Two clones ride in librdkafka's queue; the refused three were given back and dropped.
-        assert_eq!(Arc::strong_count(&batch), 3);
-        assert!(!messages.produce(|_, _| panic!("nothing left")), "an empty batch has nothing to hand over");
-        drop(messages);
-        drop(handles);
-        // The two queued messages are purged when the producer goes; their reports are served
-        // by nobody here, so the clones they hold are not checked.
     }
 
     #[test]

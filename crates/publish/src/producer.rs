@@ -13,8 +13,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::dead_letter::{self, DeadLetter, Letter, Route};
 use super::delivery::{DeliveryContext, InFlight};
-use super::native::{TopicBatch, TopicHandles};
+use super::native::{Refused, TopicBatch, TopicHandles};
+use super::record::BatchRecords;
+use super::settings::Records;
 use super::with_metrics;
 use raccoon_core::handoff::{Batch, Persistence, ShardMsg};
 use raccoon_core::health::Health;
@@ -40,13 +43,22 @@ pub(super) struct ProducerSpec {
     pub(super) pattern: TopicPattern,
     pub(super) health: Arc<Health>,
     pub(super) metrics: MetricsFactory,
+    /// Each record's key and headers, and the dead-letter topic.
+    pub(super) records: Records,
+    /// Where rejected events go, when `records` names a dead-letter topic.
+    pub(super) dead_letters: Option<Route>,
 }
 
 impl ProducerSpec {
     /// A producer and its poll thread. Fails on a property librdkafka refuses (its message names
     /// the property) or when the OS refuses the thread.
     pub(super) fn build(&self) -> Result<(Arc<BaseProducer<DeliveryContext>>, Poller), crate::PublishError> {
-        let context = DeliveryContext::new(Arc::clone(&self.inboxes), self.pattern.clone(), Arc::clone(&self.health));
+        let context = DeliveryContext::new(
+            Arc::clone(&self.inboxes),
+            self.pattern.clone(),
+            Arc::clone(&self.health),
+            self.dead_letters.clone(),
+        );
         let producer: Arc<BaseProducer<DeliveryContext>> = Arc::new(self.client.create_with_context(context)?);
         let poller = Poller::start(self.index, &producer, &self.metrics)?;
         Ok((producer, poller))
@@ -60,6 +72,8 @@ struct Serving {
     topic: String,
     handles: TopicHandles,
     pending: Pending,
+    /// Events a broker rejected, to be written to the dead-letter topic (see [`crate::dead_letter`]).
+    dead_letters: Receiver<DeadLetter>,
 }
 
 impl super::QueueServer for Serving {
@@ -69,6 +83,7 @@ impl super::QueueServer for Serving {
 
     fn tick(&mut self) {
         self.worker.tick(&mut self.handles, &mut self.pending);
+        self.worker.write_dead_letters(&self.dead_letters);
     }
 }
 
@@ -141,18 +156,28 @@ impl Poller {
 struct Pending(VecDeque<Arc<InFlight>>);
 
 impl Worker {
-    pub(super) fn run(self, queue: Receiver<Batch>) {
+    /// Serves `queue` until every shard is gone, then flushes. `dead_letters` brings back the
+    /// events a broker rejected, when a dead-letter topic is set (the other end is in
+    /// `self.spec.dead_letters`).
+    pub(super) fn run(self, queue: Receiver<Batch>, dead_letters: Receiver<DeadLetter>) {
         let mut serving = Serving {
             worker: self,
             topic: String::with_capacity(64),
             handles: TopicHandles::default(),
             pending: Pending::default(),
+            dead_letters,
         };
         let (index, metrics) = (serving.worker.spec.index, serving.worker.spec.metrics.clone());
         super::serve_queue(index, &metrics, &queue, &mut serving);
-        let Serving { worker, handles, .. } = serving;
-        // Every shard is gone; give librdkafka a bounded time to deliver what it holds.
-        if let Err(error) = worker.producer.flush(worker.flush_timeout) {
+        let Serving { worker, handles, dead_letters, .. } = serving;
+        // Every shard is gone; give librdkafka a bounded time to deliver what it holds, and the
+        // dead letters its reports bring back (a dead letter's own rejection brings none).
+        let mut flushed = worker.producer.flush(worker.flush_timeout);
+        if !dead_letters.is_empty() {
+            worker.write_dead_letters(&dead_letters);
+            flushed = worker.producer.flush(worker.flush_timeout);
+        }
+        if let Err(error) = flushed {
             tracing::error!(
                 publisher = index,
                 %error,
@@ -210,6 +235,14 @@ impl Worker {
                     }
                 }
             });
+        }
+    }
+
+    /// Writes the events a broker rejected to the dead-letter topic.
+    fn write_dead_letters(&self, dead_letters: &Receiver<DeadLetter>) {
+        let Some(route) = &self.spec.dead_letters else { return };
+        for letter in dead_letters.try_iter() {
+            dead_letter::write(&self.producer, &route.topic, &Letter::of(&letter));
         }
     }
 
@@ -285,6 +318,9 @@ impl Worker {
         let refuse_all = batch.wants_ack && self.spec.health.kafka_known_down();
         let wants_ack = batch.wants_ack;
         let (in_flight, events) = InFlight::new(batch);
+        let records =
+            BatchRecords::new(&self.spec.records, in_flight.origin(), in_flight.req_guid(), in_flight.sent_time());
+        let (key, headers) = (records.key, records.headers.as_ref());
         handles.start_batch();
         let handles = &*handles;
         // The batch's topics, in the order their first event came, and the types seen so far
@@ -293,42 +329,50 @@ impl Worker {
         let mut groups: Vec<TopicBatch<'_>> = Vec::new();
         let mut types: Vec<(&[u8], usize)> = Vec::new();
         for (i, event) in events.iter().enumerate() {
+            // A batch holds fewer than 2^32 events (its message would be larger than any limit).
+            let index = i as u32;
+            let refused = |name: &str, code| {
+                self.refused(
+                    Refused { opaque: Arc::clone(&in_flight), code, payload: &event.payload, index },
+                    name,
+                    key,
+                )
+            };
             if refuse_all {
-                let name = self.spec.pattern.render_into(&event.event_type, topic);
-                self.refused(&in_flight, name, RDKafkaErrorCode::AllBrokersDown);
+                refused(self.spec.pattern.render_into(&event.event_type, topic), RDKafkaErrorCode::AllBrokersDown);
                 continue;
             }
             let seen = types.iter().find(|(t, _)| *t == &event.event_type[..]).map(|&(_, group)| group);
-            let index = match seen {
-                Some(index) => index,
+            let group = match seen {
+                Some(group) => group,
                 None => {
                     let name = self.spec.pattern.render_into(&event.event_type, topic);
                     let handle = match handles.get(&self.producer, name) {
                         Ok(handle) => handle,
                         Err(code) => {
-                            self.refused(&in_flight, name, code);
+                            refused(name, code);
                             continue;
                         }
                     };
                     // Linear: a batch of n topics costs n^2 / 2 pointer comparisons, less than
                     // librdkafka's own lookup by name cost per event before.
-                    let index = match groups.iter().position(|g| g.topic == handle) {
-                        Some(index) => index,
+                    let position = match groups.iter().position(|g| g.topic == handle) {
+                        Some(position) => position,
                         None => {
                             // At most the rest of the batch goes to this topic.
-                            groups.push(TopicBatch::with_capacity(handle, events.len() - i));
+                            groups.push(TopicBatch::with_capacity(handle, events.len() - i, headers));
                             groups.len() - 1
                         }
                     };
                     if types.len() < TYPES_REMEMBERED {
-                        types.push((&event.event_type, index));
+                        types.push((&event.event_type, position));
                     }
-                    index
+                    position
                 }
             };
-            groups[index].push(&event.payload, Arc::clone(&in_flight));
+            groups[group].push(&event.payload, key, index, Arc::clone(&in_flight));
         }
-        let gave_up = self.produce_all(groups, wants_ack);
+        let gave_up = self.produce_all(groups, wants_ack, key);
         if wants_ack && !in_flight.settled() {
             if gave_up {
                 // Part of the batch is queued, the rest was refused: its client is answered
@@ -353,13 +397,13 @@ impl Worker {
     /// down: the events still outside librdkafka are refused (not published), and `true` says so.
     /// Without a waiting client, the wait lasts until shutdown gives up on it: that is what
     /// pushes back on the shards.
-    fn produce_all(&self, groups: Vec<TopicBatch<'_>>, wants_ack: bool) -> bool {
+    fn produce_all<'a>(&self, groups: Vec<TopicBatch<'a>>, wants_ack: bool, key: Option<&'a [u8]>) -> bool {
         let mut gave_up = false;
         for mut group in groups {
             let topic = group.topic;
             // The name is looked up only for a refusal, which is rare.
-            let refused = |opaque: Arc<InFlight>, code| self.refused(&opaque, &topic.name(), code);
-            while group.produce(refused) {
+            let refused = |refused: Refused<'a>| self.refused(refused, &topic.name(), key);
+            while group.produce(&self.producer, refused) {
                 // Since when the queue has been full, across batches: those behind a batch that
                 // waited do not wait again while it stays full.
                 let since = match self.queue_full_since.get() {
@@ -389,12 +433,20 @@ impl Worker {
         gave_up
     }
 
-    /// An event librdkafka refused outright (or that was not offered to it): it counts as
-    /// settled, failed and not published.
-    fn refused(&self, in_flight: &InFlight, topic: &str, code: RDKafkaErrorCode) {
+    /// An event librdkafka refused outright (or that was not offered to it) for `topic`: it is
+    /// written to the dead-letter topic if it was rejected for good and one is set (with `key`,
+    /// its record's), and otherwise counts as settled, failed and not published.
+    fn refused(&self, refused: Refused<'_>, topic: &str, key: Option<&[u8]>) {
+        let Refused { opaque: in_flight, code, payload, index } = refused;
         let context = self.producer.context();
+        if let Some(route) = self.spec.dead_letters.as_ref().filter(|route| route.takes(topic, code)) {
+            context.count_event(&in_flight, topic, Err(code));
+            let letter = Letter { batch: &in_flight, topic, code, payload, key, headers: None, index: Some(index) };
+            dead_letter::write(&self.producer, &route.topic, &letter);
+            return;
+        }
         in_flight.fail(topic, code, Persistence::NotPublished);
-        context.count_event(in_flight, topic, Err(code));
+        context.count_event(&in_flight, topic, Err(code));
         if matches!(code, RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) {
             with_metrics(|m| {
                 let (t, g) = (m.client_tag(topic), m.client_tag(in_flight.group()));
@@ -403,7 +455,7 @@ impl Worker {
             });
         }
         if in_flight.settle_one() {
-            context.complete(in_flight);
+            context.complete(&in_flight);
         }
     }
 }

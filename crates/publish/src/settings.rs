@@ -41,7 +41,38 @@ pub struct PublisherConfig {
     /// `PUBLISHER_KAFKA_QUEUE_FULL_WAIT_MS`: how long such a batch waits for room in
     /// librdkafka's full queue before its remaining events are refused and it is answered "retry".
     pub queue_full_wait: Duration,
+    /// What each Kafka record carries besides the event, and where rejected events go.
+    pub records: Records,
     /// librdkafka properties, defaults merged with `PUBLISHER_KAFKA_CLIENT_*` (unused by the
     /// log publisher).
     pub kafka: BTreeMap<String, String>,
+}
+
+/// `PUBLISHER_KAFKA_RECORD_KEY`: what each record is keyed by (and so, with librdkafka's default
+/// partitioner, which partition it lands on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordKey {
+    /// `none`: no key (Raccoon's records); librdkafka spreads records over partitions.
+    #[default]
+    None,
+    /// `conn_id`: the connection's id, so that one client's events stay in order on one partition.
+    ConnId,
+    /// `conn_group`: the connection's group.
+    ConnGroup,
+    /// `req_guid`: the batch's id.
+    ReqGuid,
+}
+
+/// The shape of the records the Kafka publisher writes. The default is Raccoon's: no key, no
+/// headers, no dead-letter topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records {
+    /// `PUBLISHER_KAFKA_RECORD_KEY`.
+    pub key: RecordKey,
+    /// `PUBLISHER_KAFKA_RECORD_HEADERS`: add the connection id and group, the batch's `req_guid`
+    /// and `sent_time`, and the event's index in its batch, as headers (crate::record names them).
+    pub headers: bool,
+    /// `PUBLISHER_DEAD_LETTER_TOPIC`: where events Kafka rejects for good go instead of failing
+    /// their batch.
+    pub dead_letter_topic: Option<String>,
 }

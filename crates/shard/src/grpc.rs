@@ -34,6 +34,7 @@ use hyper::body::Incoming;
 
 use crate::shard::Shard;
 use crate::submit::{publish_request, record_refused};
+use raccoon_core::handoff::Origin;
 use raccoon_metrics::{tags, MetricId};
 use raccoon_protocol::batch::{decode_batch, BatchError};
 use raccoon_protocol::grpc::{self, FrameError, GrpcCode, PREFIX_BYTES};
@@ -92,10 +93,10 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
     }
     let server = &shard.config().server;
     let named = server.identity.from_headers(request.headers());
-    let group_name = named.group;
-    if named.id.is_none() {
+    let Some(conn_id) = named.id else {
         return status(GrpcCode::Unknown, MISSING_ID);
-    }
+    };
+    let group_name = named.group;
     if shard.draining() {
         return status(GrpcCode::Unavailable, "the server is shutting down");
     }
@@ -139,7 +140,8 @@ async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<GrpcB
             return status(GrpcCode::Internal, &format!("grpc: error unmarshalling request: {detail}"));
         }
     };
-    let publish = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at);
+    let origin = Arc::new(Origin { conn_id: conn_id.into(), group: group_name.into() });
+    let publish = publish_request(shard, group, origin, decoded, received_at);
     let answer = match deadline {
         None => publish.await,
         Some(deadline) => {

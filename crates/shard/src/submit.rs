@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raccoon_core::handoff::{AckToken, Batch, DeliveryOutcome, Failure, Offer, Persistence, Refusal, Seq};
+use raccoon_core::handoff::{AckToken, Batch, DeliveryOutcome, Failure, Offer, Origin, Persistence, Refusal, Seq};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::batch::DecodedBatch;
 use raccoon_protocol::refusal;
@@ -139,7 +139,7 @@ pub(crate) async fn wait_for_room(shard: &Shard, mut batch: Batch) -> Result<(),
 pub(crate) async fn publish_request(
     shard: &Rc<Shard>,
     group: Tag,
-    group_name: Arc<str>,
+    origin: Arc<Origin>,
     decoded: DecodedBatch,
     received_at: Instant,
 ) -> Answer {
@@ -152,11 +152,13 @@ pub(crate) async fn publish_request(
     let pending = wants_ack.then(|| shard.await_ack());
     let sink = pending.as_ref().map_or_else(|| shard.next_sink_id(), |p| p.sink());
     let token = AckToken { shard: shard.id(), sink, seq: Seq(0) };
-    let (batch_guid, reply_guid) =
-        if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
+    // With EVENT_ACK=0 the reply is sent here: it takes a copy of the guid, which the batch
+    // keeps for the publisher (a record key or header).
+    let reply_guid = (!wants_ack).then(|| decoded.req_guid.clone());
     let total = decoded.events.len();
+    let sent_time = decoded.client_sent_time();
     let batch =
-        Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at, group: group_name };
+        Batch { token, req_guid: decoded.req_guid, events: decoded.events, wants_ack, received_at, origin, sent_time };
     if let Err(batch) = submit(shard, batch).await {
         return Answer::publisher_stopped(reply_guid.unwrap_or(batch.req_guid), total);
     }
@@ -184,7 +186,7 @@ mod tests {
     use crossbeam_channel::Receiver;
     use glommio::{LocalExecutorBuilder, Placement};
 
-    use raccoon_core::handoff::{Ack, EventRecord, Handoff, ShardId, ShardMsg, SinkId};
+    use raccoon_core::handoff::{Ack, EventRecord, Handoff, SentTime, ShardId, ShardMsg, SinkId};
     use raccoon_core::health::Health;
     use raccoon_core::topic::TopicPattern;
     use raccoon_metrics::LocalMetrics;
@@ -308,14 +310,19 @@ mod tests {
             let request = {
                 let shard = Rc::clone(&shard);
                 glommio::spawn_local(async move {
-                    let batch = decoded("g-1", &["click", "page"]);
-                    publish_request(&shard, shard.tags().na, Arc::from("grp"), batch, Instant::now()).await
+                    let batch = DecodedBatch {
+                        sent_time: raccoon_protocol::timestamp::parse_rfc3339("1970-01-01T00:00:07.000000008Z").ok(),
+                        ..decoded("g-1", &["click", "page"])
+                    };
+                    let origin = Arc::new(Origin { conn_id: "user-1".into(), group: "grp".into() });
+                    publish_request(&shard, shard.tags().na, origin, batch, Instant::now()).await
                 })
             };
             let batch = next_batch(&queue).await;
             assert_eq!(batch.token.shard, ShardId(3));
             assert!(batch.wants_ack);
-            assert_eq!(&*batch.group, "grp");
+            assert_eq!((&*batch.origin.conn_id, &*batch.origin.group), ("user-1", "grp"));
+            assert_eq!(batch.sent_time, Some(SentTime { seconds: 7, nanos: 8 }));
             assert_eq!(batch.events.len(), 2);
             assert_eq!(batch.req_guid, "g-1", "the guid rides with the batch, to come back in the ack");
             let failure = Failure {
@@ -341,12 +348,13 @@ mod tests {
     fn on_receipt_the_request_is_answered_once_queued_and_an_empty_batch_is_not_queued() {
         on_a_shard(AckMode::OnReceipt, 4, |shard, queue| async move {
             let Answer { reply, refusal } =
-                publish_request(&shard, shard.tags().na, Arc::from("g"), decoded("r-1", &["a"]), Instant::now()).await;
+                publish_request(&shard, shard.tags().na, Arc::default(), decoded("r-1", &["a"]), Instant::now()).await;
             assert_eq!((reply.status, reply.req_guid.as_deref(), refusal), (Status::Success, Some("r-1"), None));
             let batch = queue.try_recv().expect("queued before the reply");
             assert!(!batch.wants_ack);
+            assert_eq!(batch.req_guid, "r-1", "the guid rides with the batch too, for record keys and headers");
             let answer =
-                publish_request(&shard, shard.tags().na, Arc::from("g"), decoded("r-2", &[]), Instant::now()).await;
+                publish_request(&shard, shard.tags().na, Arc::default(), decoded("r-2", &[]), Instant::now()).await;
             assert_eq!(answer.reply.status, Status::Success);
             assert!(queue.try_recv().is_err(), "nothing to publish for an empty batch");
         });
@@ -361,7 +369,8 @@ mod tests {
                 events: Vec::new(),
                 wants_ack: false,
                 received_at: Instant::now(),
-                group: Arc::from("g"),
+                origin: Arc::default(),
+                sent_time: None,
             };
             assert!(matches!(try_submit(&shard, batch("first")), Offer::Queued));
             let Offer::Full(second) = try_submit(&shard, batch("second")) else { panic!("the queue holds one") };

@@ -22,11 +22,47 @@ pub fn consume(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<Ve
 
 /// [`consume`], with each record's timestamp (milliseconds since the epoch).
 pub fn consume_records(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<(Vec<u8>, Option<i64>)> {
+    consume_full(kafka, topic, want, limit).into_iter().map(|r| (r.payload, r.timestamp)).collect()
+}
+
+/// One record as a consumer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The value.
+    pub payload: Vec<u8>,
+    /// Milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+    /// The key, if it has one.
+    pub key: Option<Vec<u8>>,
+    /// Name and value of each header, in order (a header without a value has an empty one).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Record {
+    /// The value of the header `name` as text, if the record has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let value = self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)?;
+        Some(std::str::from_utf8(value).expect("header values are text"))
+    }
+}
+
+/// [`consume`], with each record's timestamp, key and headers.
+pub fn consume_full(kafka: &str, topic: &str, want: usize, limit: Duration) -> Vec<Record> {
+    use rdkafka::message::Headers as _;
     let consumer = from_the_beginning(kafka, topic);
-    let poll = |out: &mut Vec<(Vec<u8>, Option<i64>)>, wait: Duration| {
+    let poll = |out: &mut Vec<Record>, wait: Duration| {
         // Errors (e.g. the topic is not there yet) are retried until the deadline.
         if let Some(Ok(m)) = consumer.poll(wait) {
-            out.push((m.payload().unwrap_or_default().to_vec(), m.timestamp().to_millis()));
+            let headers = m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                .unwrap_or_default();
+            out.push(Record {
+                payload: m.payload().unwrap_or_default().to_vec(),
+                timestamp: m.timestamp().to_millis(),
+                key: m.key().map(<[u8]>::to_vec),
+                headers,
+            });
         }
     };
     let mut out = Vec::new();

@@ -83,3 +83,25 @@ impl Drop for PrivateBroker {
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
+
+/// Creates `topic` with one partition and the topic settings `config` (e.g.
+/// `max.message.bytes`), for tests that need a topic other than the broker's auto-created
+/// default. Panics if the broker does not create it within 30 s.
+pub fn create_topic(kafka: &str, topic: &str, config: &[(&str, &str)]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", kafka).create().expect("create an admin client");
+    let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+    for (key, value) in config {
+        new = new.set(key, value);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
+    let results = futures_lite::future::block_on(admin.create_topics(&[new], &options))
+        .unwrap_or_else(|e| panic!("create topic {topic}: {e}"));
+    for result in results {
+        if let Err((name, code)) = result {
+            panic!("create topic {name}: {code}");
+        }
+    }
+}

@@ -29,7 +29,7 @@ use hyper::body::{Body as _, Incoming};
 use super::body::Body;
 use crate::shard::Shard;
 use crate::submit::{publish_request, record_refused};
-use raccoon_core::handoff::Refusal;
+use raccoon_core::handoff::{Origin, Refusal};
 use raccoon_metrics::{tags, MetricId};
 use raccoon_protocol::batch::BatchError;
 use raccoon_protocol::pb::Code;
@@ -59,8 +59,8 @@ enum BodyError {
 pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Response<Body> {
     let received_at = Instant::now();
     let server = &shard.config().server;
-    let group_name = server.identity.from_headers(request.headers()).group;
-    let group = shard.metrics().borrow_mut().client_tag(&group_name);
+    let named = server.identity.from_headers(request.headers());
+    let group = shard.metrics().borrow_mut().client_tag(&named.group);
     let Some(encoding) = routing::rest_encoding(request.headers()) else {
         record_refused(shard, group, shard.tags().unknown_content_type);
         let given = request.headers().get(header::CONTENT_TYPE);
@@ -126,7 +126,8 @@ pub(super) async fn handle(shard: &Rc<Shard>, request: Request<Incoming>) -> Res
             return with_detail(respond(StatusCode::BAD_REQUEST, encoding, content_type, &reply), &error.to_string());
         }
     };
-    let answer = publish_request(shard, group, Arc::from(group_name.as_str()), decoded, received_at).await;
+    let origin = Arc::new(Origin { conn_id: named.id.unwrap_or_default().into(), group: named.group.into() });
+    let answer = publish_request(shard, group, origin, decoded, received_at).await;
     shard.metrics().borrow_mut().record(MetricId::EventRtt, tags([]), received_at.elapsed());
     let Some(refused) = answer.refusal else {
         return respond(StatusCode::OK, encoding, content_type, &answer.reply);

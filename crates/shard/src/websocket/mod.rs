@@ -42,7 +42,7 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use tracing::{Instrument, Span};
 
-use raccoon_core::handoff::ShardId;
+use raccoon_core::handoff::{Origin, ShardId};
 use raccoon_protocol::identity::Identity;
 use raccoon_protocol::reply::Reply;
 use raccoon_protocol::websocket::FrameReader;
@@ -101,7 +101,7 @@ pub(crate) fn start(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identi
         shard: Rc::clone(&shard),
         conn,
         group,
-        group_name: Arc::from(identity.group.as_str()),
+        origin: Arc::new(Origin { conn_id: identity.user.as_str().into(), group: identity.group.as_str().into() }),
         shared: Rc::clone(&shared),
         frames,
         out: Rc::clone(&out_tx),

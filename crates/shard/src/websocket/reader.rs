@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use raccoon_core::handoff::{AckToken, Batch, Offer, Seq, SinkId};
+use raccoon_core::handoff::{AckToken, Batch, Offer, Origin, Seq, SinkId};
 use raccoon_metrics::{tags, MetricId, Tag};
 use raccoon_protocol::refusal;
 use raccoon_protocol::reply::Reply;
@@ -34,8 +34,9 @@ pub(super) struct Reader {
     pub(super) conn: SinkId,
     /// The group's metric tag on this shard.
     pub(super) group: Tag,
-    /// The group's name, carried by every batch for the publisher's metrics.
-    pub(super) group_name: Arc<str>,
+    /// Who sends on this connection, carried by every batch for the publisher (metrics, record
+    /// keys and headers).
+    pub(super) origin: Arc<Origin>,
     pub(super) shared: Rc<ConnShared>,
     pub(super) frames: FrameReader,
     pub(super) out: OutboundTx,
@@ -177,11 +178,19 @@ impl Reader {
         if wants_ack && encoding == Encoding::Json {
             self.shared.json_in_flight.borrow_mut().insert(token.seq);
         }
-        // With EVENT_ACK=0 the reply is sent here, so the batch does not need its guid.
-        let (batch_guid, reply_guid) =
-            if wants_ack { (decoded.req_guid, None) } else { (String::new(), Some(decoded.req_guid)) };
-        let group = Arc::clone(&self.group_name);
-        let batch = Batch { token, req_guid: batch_guid, events: decoded.events, wants_ack, received_at, group };
+        // With EVENT_ACK=0 the reply is sent here: it takes a copy of the guid, which the batch
+        // keeps for the publisher (a record key or header).
+        let reply_guid = (!wants_ack).then(|| decoded.req_guid.clone());
+        let sent_time = decoded.client_sent_time();
+        let batch = Batch {
+            token,
+            req_guid: decoded.req_guid,
+            events: decoded.events,
+            wants_ack,
+            received_at,
+            origin: Arc::clone(&self.origin),
+            sent_time,
+        };
         let queued = match try_submit(shard, batch) {
             Offer::Queued => Ok(()),
             Offer::Stopped(batch) => Err(batch),
