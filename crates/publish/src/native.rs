@@ -137,11 +137,12 @@ pub(super) struct Refused<'a> {
 /// headers, so with headers each message goes in its own `rd_kafka_produceva`, still on the
 /// cached topic handle (no lookup by name) and with one timestamp per call to
 /// [`TopicBatch::produce`], as the batch call reads it once.
+///
+/// Each message's event index in its batch rides in its `offset`, which neither call reads (it
+/// is an output of delivery reports only): no second array per topic of a batch.
 pub(super) struct TopicBatch<'a> {
     pub(super) topic: Topic<'a>,
     messages: Vec<rdsys::rd_kafka_message_t>,
-    /// Each message's event index in its batch.
-    indices: Vec<u32>,
     headers: Option<&'a BatchHeaders<'a>>,
     payloads: PhantomData<&'a [u8]>,
 }
@@ -150,13 +151,7 @@ impl<'a> TopicBatch<'a> {
     /// An empty batch for `topic`, with room for `capacity` messages, each with `headers` (and
     /// its index) when given.
     pub(super) fn with_capacity(topic: Topic<'a>, capacity: usize, headers: Option<&'a BatchHeaders<'a>>) -> Self {
-        TopicBatch {
-            topic,
-            messages: Vec::with_capacity(capacity),
-            indices: Vec::with_capacity(capacity),
-            headers,
-            payloads: PhantomData,
-        }
+        TopicBatch { topic, messages: Vec::with_capacity(capacity), headers, payloads: PhantomData }
     }
 
     /// Adds event `index` of its batch: `payload` (copied by librdkafka) under `key`, delivered
@@ -172,10 +167,9 @@ impl<'a> TopicBatch<'a> {
             len: payload.len(),
             key,
             key_len,
-            offset: 0,
+            offset: i64::from(index),
             _private: Arc::into_raw(opaque).cast_mut().cast::<c_void>(),
         });
-        self.indices.push(index);
     }
 
     /// Hands the messages to librdkafka. Those it refused go to `refused` with the reason,
@@ -207,15 +201,12 @@ impl<'a> TopicBatch<'a> {
                 let mut message = self.messages[i];
                 message.err = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
                 self.messages[kept] = message;
-                self.indices[kept] = self.indices[i];
                 kept += 1;
                 continue;
             }
-            let (message, index) = (self.messages[i], self.indices[i]);
-            refused(Refused { opaque: take_opaque(&message), code: err.into(), payload: payload_of(&message), index });
+            refused(refusal(&self.messages[i], err.into()));
         }
         self.messages.truncate(kept);
-        self.indices.truncate(kept);
         full
     }
 
@@ -251,12 +242,12 @@ impl<'a> TopicBatch<'a> {
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let queue_full = rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
         let mut full = false;
-        for (message, &index) in self.messages.iter_mut().zip(&self.indices) {
+        for message in &mut self.messages {
             if full {
                 message.err = queue_full;
                 continue;
             }
-            let index = EventIndex::new(index);
+            let index = EventIndex::new(index_of(message));
             // Topic, value, key, opaque, flags, timestamp, and the headers: at most 6 + MAX.
             let mut vus = [Vu::END; 6 + BatchHeaders::MAX];
             let mut n = 0;
@@ -296,28 +287,31 @@ impl<'a> TopicBatch<'a> {
 
     /// Gives up on the messages still here: each goes to `refused` with `reason`.
     pub(super) fn refuse_all(&mut self, reason: RDKafkaErrorCode, mut refused: impl FnMut(Refused<'a>)) {
-        for (message, index) in self.messages.drain(..).zip(self.indices.drain(..)) {
-            refused(Refused { opaque: take_opaque(&message), code: reason, payload: payload_of(&message), index });
+        for message in self.messages.drain(..) {
+            refused(refusal(&message, reason));
         }
     }
 }
 
-/// The opaque of a message librdkafka did not take (refused, or never offered).
+/// A message librdkafka did not take (refused, or never offered), with its opaque reclaimed:
+/// the caller removes the message, so that happens exactly once.
 #[allow(unsafe_code)]
-fn take_opaque(message: &rdsys::rd_kafka_message_t) -> Arc<InFlight> {
-    // SAFETY: a message librdkafka did not take still holds the `Arc::into_raw` of `push`; its
-    // caller removes the message, so the opaque is reclaimed exactly once.
-    unsafe { Arc::from_raw(message._private.cast_const().cast::<InFlight>()) }
+fn refusal<'a>(message: &rdsys::rd_kafka_message_t, code: RDKafkaErrorCode) -> Refused<'a> {
+    // SAFETY: a message librdkafka did not take still holds the `Arc::into_raw` of `push`.
+    let opaque = unsafe { Arc::from_raw(message._private.cast_const().cast::<InFlight>()) };
+    let payload = if message.len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: `push` set the pointer and length from a `&'a [u8]`, which outlives the batch.
+        unsafe { std::slice::from_raw_parts(message.payload.cast_const().cast::<u8>(), message.len) }
+    };
+    Refused { opaque, code, payload, index: index_of(message) }
 }
 
-/// A message's payload, as `push` borrowed it.
-#[allow(unsafe_code)]
-fn payload_of<'a>(message: &rdsys::rd_kafka_message_t) -> &'a [u8] {
-    if message.len == 0 {
-        return &[];
-    }
-    // SAFETY: `push` set the pointer and length from a `&'a [u8]`, which outlives the batch.
-    unsafe { std::slice::from_raw_parts(message.payload.cast_const().cast::<u8>(), message.len) }
+/// The event index `push` put in a message's `offset`.
+fn index_of(message: &rdsys::rd_kafka_message_t) -> u32 {
+    // `push` stored a u32.
+    message.offset as u32
 }
 
 type U = rdsys::rd_kafka_vu_s__bindgen_ty_1;

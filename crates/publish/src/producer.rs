@@ -177,6 +177,15 @@ impl Worker {
             worker.write_dead_letters(&dead_letters);
             flushed = worker.producer.flush(worker.flush_timeout);
         }
+        // Rejections reported during that last flush: too late to write, so they fail (and,
+        // with EVENT_ACK=0, are logged as lost).
+        for letter in dead_letters.try_iter() {
+            let context = worker.producer.context();
+            letter.batch.fail(&letter.topic, letter.code, Persistence::NotPublished);
+            if letter.batch.settle_one() {
+                context.complete(&letter.batch);
+            }
+        }
         if let Err(error) = flushed {
             tracing::error!(
                 publisher = index,
