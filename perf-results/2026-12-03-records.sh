@@ -12,7 +12,11 @@
 #   base-ack0, new-ack0  base and new with EVENT_ACK=0 (batches now keep their req_guid in this
 #             mode too, and the reply takes a copy of it)
 #
-#   BASE=/path/to/base/raccoon [ROUNDS=3] perf-results/2026-12-03-records.sh
+#   BASE=/path/to/base/raccoon [ROUNDS=3] [CELLS="base new ..."] [IDLE=0] [OUT=dir] \
+#     perf-results/2026-12-03-records.sh
+#
+# CELLS keeps only the cells named (in this order, rotating each round); IDLE=0 skips the idle
+# measurement; OUT names the results folder (default perf-results/2026-12-03-records).
 #
 # The broker must create topics with 8 partitions (KAFKA_NUM_PARTITIONS=8 scripts/kafka.sh start
 # on a fresh data dir, or topics of this run's pattern made so), so that keys spread a batch's
@@ -25,12 +29,16 @@
 # raccoon-cli) and the broker on 127.0.0.1:9092.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=perf-results/2026-12-03-records
+out=${OUT:-perf-results/2026-12-03-records}
+idle=${IDLE:-1}
 mkdir -p "$out"
 base=${BASE:?set BASE to the base binary}
 new=target/release/raccoon
 cli=target/release/raccoon-cli
 rounds=${ROUNDS:-3}
+# Each cell writes 0.5-2 GB to the broker; refuse to start where its data could fill the disk.
+free_gb=$(df --output=avail -BG "${KAFKA_DATA_DIR:-/tmp}" | tail -1 | tr -dc 0-9)
+((free_gb >= 40)) || { echo "need 40 GB free for the broker's data (have ${free_gb} GB)"; exit 1; }
 
 start() { # start BINARY LOG [ENV...]: a server in the background; its pid in $pid
   local bin=$1 log=$2
@@ -55,6 +63,7 @@ cell() { # cell NAME BINARY ROUND [ENV...]: load on one server, idle on a fresh 
   "$cli" load -a 127.0.0.1:18980 -c 100 -k 8 --batch 20 --event-bytes 100 -d 10 --warmup 3 \
     --server-pid "$pid" --json "$out/load-$name-r$round.json" >/dev/null 2>&1
   stop
+  [[ "$idle" == 1 ]] || return 0
   start "$bin" "$out/$name-r$round.idle.log" "$@"
   "$cli" idle -a 127.0.0.1:18980 -c 1000 --hold 10 --server-pid "$pid" \
     --json "$out/idle-$name-r$round.json" >/dev/null 2>&1
@@ -64,6 +73,13 @@ cell() { # cell NAME BINARY ROUND [ENV...]: load on one server, idle on a fresh 
 cells=("base $base" "new $new" "new-dlq $new PUBLISHER_DEAD_LETTER_TOPIC=records-dead-letters"
   "new-key $new PUBLISHER_KAFKA_RECORD_KEY=conn_id" "new-hdr $new PUBLISHER_KAFKA_RECORD_HEADERS=true"
   "base-ack0 $base EVENT_ACK=0" "new-ack0 $new EVENT_ACK=0")
+if [[ -n "${CELLS:-}" ]]; then
+  kept=()
+  for want in $CELLS; do
+    for c in "${cells[@]}"; do [[ "${c%% *}" == "$want" ]] && kept+=("$c"); done
+  done
+  cells=("${kept[@]}")
+fi
 for round in $(seq 1 "$rounds"); do
   echo "round $round"
   "$cli" ceiling --topic-pattern "records-ceiling-r$round-%s" --batch 20 --event-bytes 100 -d 10 --warmup 3 --json "$out/ceiling-r$round.json" >/dev/null 2>&1

@@ -128,7 +128,7 @@ metrics! {
     AnsweredEarly = "kafka_batches_answered_early_total", Counter, ["reason"], New,
         "Batches (EVENT_ACK=1) answered \"retry\" before Kafka's outcome was known: `kafka_down` (a producer found every broker down) or `deadline` (not acknowledged within PUBLISHER_KAFKA_BATCH_DEADLINE_MS). Their events stay with librdkafka and may still be published.";
     DeadLettered = "kafka_messages_dead_lettered_total", Counter, ["topic", "conn_group", "error_code"], New,
-        "Events Kafka rejected for good (`error_code`, e.g. `MSG_SIZE_TOO_LARGE`) that were sent to PUBLISHER_DEAD_LETTER_TOPIC instead of failing their batch; `topic` is the topic they were meant for. Whether the dead-letter record landed shows as `kafka_messages_delivered_total{topic=<the dead-letter topic>}`.";
+        "Events Kafka rejected for good (`error_code`, e.g. `MSG_SIZE_TOO_LARGE`) that were sent to PUBLISHER_DEAD_LETTER_TOPIC instead of failing their batch; `topic` is the topic they were meant for (where they also count in kafka_messages_undelivered_total). Whether the dead-letter record landed shows as `kafka_messages_delivered_total{topic=<the dead-letter topic>}`.";
     ProducerRebuilds = "kafka_producer_rebuilds_total", Counter, [], New,
         "Kafka producers built anew after a fatal librdkafka error (or a SIGUSR2 fault drill); the batches the old one held are answered \"retry\".";
     TxMessages = "kafka_tx_messages_total", Gauge, [], Raccoon,

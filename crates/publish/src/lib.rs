@@ -30,7 +30,7 @@ pub mod kafka;
 mod log;
 mod native;
 mod producer;
-pub mod record;
+mod record;
 mod settings;
 mod throttle;
 

@@ -13,21 +13,21 @@ use raccoon_core::handoff::{Origin, SentTime};
 use crate::settings::{RecordKey, Records};
 
 /// The connection's id (`SERVER_WEBSOCKET_CONN_ID_HEADER`; empty when none was named).
-pub const CONN_ID: &CStr = c"raccoon-conn-id";
+pub(crate) const CONN_ID: &CStr = c"raccoon-conn-id";
 /// The connection's group.
-pub const CONN_GROUP: &CStr = c"raccoon-conn-group";
+pub(crate) const CONN_GROUP: &CStr = c"raccoon-conn-group";
 /// The batch's `req_guid`.
-pub const REQ_GUID: &CStr = c"raccoon-req-guid";
+pub(crate) const REQ_GUID: &CStr = c"raccoon-req-guid";
 /// The batch's `sent_time`, RFC 3339 in UTC with nine fraction digits; absent when the batch has
 /// none (or one outside the years 0001 to 9999).
-pub const SENT_TIME: &CStr = c"raccoon-sent-time";
+pub(crate) const SENT_TIME: &CStr = c"raccoon-sent-time";
 /// The event's position in its batch, from 0, in decimal.
-pub const EVENT_INDEX: &CStr = c"raccoon-event-index";
+pub(crate) const EVENT_INDEX: &CStr = c"raccoon-event-index";
 /// On a dead-letter record: the topic the event was meant for.
-pub const DEAD_LETTER_TOPIC: &CStr = c"raccoon-topic";
+pub(crate) const DEAD_LETTER_TOPIC: &CStr = c"raccoon-topic";
 /// On a dead-letter record: why Kafka rejected it, as librdkafka names the error
 /// (`MSG_SIZE_TOO_LARGE`, `TOPIC_AUTHORIZATION_FAILED`, ...).
-pub const DEAD_LETTER_ERROR: &CStr = c"raccoon-error";
+pub(crate) const DEAD_LETTER_ERROR: &CStr = c"raccoon-error";
 
 /// The key and headers of one batch's records.
 pub(crate) struct BatchRecords<'b> {
