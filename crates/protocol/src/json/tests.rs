@@ -221,29 +221,13 @@ fn syntax_errors_give_the_position() {
     assert!(decode_json_batch(b"{\"req_guid\":\"\xff\"}", &pattern()).is_err());
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM` for a timestamp shown at a UTC offset of `offset_min`.
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM` for a timestamp shown at a UTC offset of `offset_min`:
+/// the wall clock there is UTC's shifted by the offset.
 fn rfc3339(time: &prost_types::Timestamp, offset_min: i64) -> String {
-    let local = time.seconds + offset_min * 60;
-    let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let local = crate::timestamp::format_rfc3339(time.seconds + offset_min * 60, time.nanos).expect("years 0001-9999");
     let sign = if offset_min < 0 { '-' } else { '+' };
     let (oh, om) = (offset_min.abs() / 60, offset_min.abs() % 60);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}{sign}{oh:02}:{om:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        time.nanos
-    )
+    format!("{}{sign}{oh:02}:{om:02}", local.trim_end_matches('Z'))
 }
 
 fn raccoon_json(req: &pb::SendEventRequest) -> String {
