@@ -11,7 +11,7 @@
 //! within a tick. Dead letters are rare: they go with rust-rdkafka's `send` (one topic lookup
 //! by name each), not the native batch call.
 //!
-//! Runs on: the publisher thread ([`write`]) and the poll thread ([`Route::send`]).
+//! Runs on: the publisher thread ([`write()`]) and the poll thread ([`Route::send`]).
 
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ impl Route {
     }
 }
 
-/// One rejected event, as [`write`] takes it: borrowed from the publisher's batch, or from a
+/// One rejected event, as [`write()`] takes it: borrowed from the publisher's batch, or from a
 /// [`DeadLetter`].
 pub(crate) struct Letter<'l> {
     pub(crate) batch: &'l Arc<InFlight>,
@@ -119,8 +119,8 @@ fn headers(letter: &Letter<'_>) -> OwnedHeaders {
 
 /// Writes `letter` to the dead-letter topic `route_topic` with `producer`. The event stays
 /// unsettled until that record's delivery report; if librdkafka refuses the record at once, the
-/// event fails here with that refusal (and `false` says so).
-pub(crate) fn write(producer: &BaseProducer<DeliveryContext>, route_topic: &str, letter: &Letter<'_>) -> bool {
+/// event fails here with that refusal.
+pub(crate) fn write(producer: &BaseProducer<DeliveryContext>, route_topic: &str, letter: &Letter<'_>) {
     let record = BaseRecord::with_opaque_to(route_topic, Arc::clone(letter.batch))
         .payload(letter.payload)
         .headers(headers(letter));
@@ -136,19 +136,19 @@ pub(crate) fn write(producer: &BaseProducer<DeliveryContext>, route_topic: &str,
                 let error = m.tag(error_name(letter.code));
                 m.add(MetricId::DeadLettered, tags([topic, group, error]), 1);
             });
-            true
         }
         Err((error, record)) => {
             drop(record);
             let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
-            tracing::warn!(topic = route_topic, %error, "dead-letter record refused; its event fails");
+            // Counted (kafka_messages_undelivered_total of the dead-letter topic), not logged at
+            // warn: a full queue would log once per event.
+            tracing::debug!(topic = route_topic, %error, "dead-letter record refused; its event fails");
             let batch = letter.batch;
             batch.fail(route_topic, code, Persistence::NotPublished);
             context.count_event(batch, route_topic, Err(code));
             if batch.settle_one() {
                 context.complete(batch);
             }
-            false
         }
     }
 }

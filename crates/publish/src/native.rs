@@ -175,6 +175,7 @@ impl<'a> TopicBatch<'a> {
     /// Hands the messages to librdkafka. Those it refused go to `refused` with the reason,
     /// except when its queue is full: from the first such message on, the rest stay here, in
     /// order, for the caller to offer again (`true` when some stayed).
+    #[allow(unsafe_code)]
     pub(super) fn produce(
         &mut self,
         producer: &BaseProducer<DeliveryContext>,
@@ -204,7 +205,9 @@ impl<'a> TopicBatch<'a> {
                 kept += 1;
                 continue;
             }
-            refused(refusal(&self.messages[i], err.into()));
+            // SAFETY: a message of this batch, removed from it by the `truncate` below (it is
+            // not among the `kept`).
+            refused(unsafe { Self::refusal(&self.messages[i], err.into()) });
         }
         self.messages.truncate(kept);
         full
@@ -286,26 +289,33 @@ impl<'a> TopicBatch<'a> {
     }
 
     /// Gives up on the messages still here: each goes to `refused` with `reason`.
+    #[allow(unsafe_code)]
     pub(super) fn refuse_all(&mut self, reason: RDKafkaErrorCode, mut refused: impl FnMut(Refused<'a>)) {
         for message in self.messages.drain(..) {
-            refused(refusal(&message, reason));
+            // SAFETY: a message of this batch, drained from it.
+            refused(unsafe { Self::refusal(&message, reason) });
         }
     }
-}
 
-/// A message librdkafka did not take (refused, or never offered), with its opaque reclaimed:
-/// the caller removes the message, so that happens exactly once.
-#[allow(unsafe_code)]
-fn refusal<'a>(message: &rdsys::rd_kafka_message_t, code: RDKafkaErrorCode) -> Refused<'a> {
-    // SAFETY: a message librdkafka did not take still holds the `Arc::into_raw` of `push`.
-    let opaque = unsafe { Arc::from_raw(message._private.cast_const().cast::<InFlight>()) };
-    let payload = if message.len == 0 {
-        &[][..]
-    } else {
-        // SAFETY: `push` set the pointer and length from a `&'a [u8]`, which outlives the batch.
-        unsafe { std::slice::from_raw_parts(message.payload.cast_const().cast::<u8>(), message.len) }
-    };
-    Refused { opaque, code, payload, index: index_of(message) }
+    /// A message librdkafka did not take (refused, or never offered), with its opaque reclaimed.
+    ///
+    /// # Safety
+    ///
+    /// `message` is one of this batch's that librdkafka did not take, and the caller removes it
+    /// from the batch: its opaque is still the `Arc::into_raw` of `push`, reclaimed here once,
+    /// and its payload is the `&'a [u8]` `push` was given.
+    #[allow(unsafe_code)]
+    unsafe fn refusal(message: &rdsys::rd_kafka_message_t, code: RDKafkaErrorCode) -> Refused<'a> {
+        // SAFETY: the caller's promise, above.
+        let opaque = unsafe { Arc::from_raw(message._private.cast_const().cast::<InFlight>()) };
+        let payload = if message.len == 0 {
+            &[][..]
+        } else {
+            // SAFETY: `push` set the pointer and length from a `&'a [u8]` (the caller's promise).
+            unsafe { std::slice::from_raw_parts(message.payload.cast_const().cast::<u8>(), message.len) }
+        };
+        Refused { opaque, code, payload, index: index_of(message) }
+    }
 }
 
 /// The event index `push` put in a message's `offset`.

@@ -31,8 +31,9 @@ pub(crate) const DEAD_LETTER_ERROR: &CStr = c"raccoon-error";
 
 /// The key and headers of one batch's records.
 pub(crate) struct BatchRecords<'b> {
-    /// The key of each record, if the settings ask for one and its value is not empty (an
-    /// empty key would put every such record on one partition).
+    /// The key of each record, if the settings ask for one and its value is not empty (with a
+    /// hashing partitioner such as `murmur2`, empty keys would all land on one partition;
+    /// librdkafka's default, `consistent_random`, treats them as no key anyway).
     pub(crate) key: Option<&'b [u8]>,
     /// The headers, if the settings ask for them.
     pub(crate) headers: Option<BatchHeaders<'b>>,
