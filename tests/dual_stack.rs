@@ -5,13 +5,9 @@
 
 mod common;
 
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::time::Duration;
 
 use common::*;
-use prost::Message as _;
-use raccoon_protocol::pb;
 
 const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -19,23 +15,6 @@ const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 /// `addr`'s port on `ip`.
 fn at(ip: IpAddr, addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
-}
-
-/// A protobuf batch over REST to `addr`: the HTTP status and the reply.
-fn rest(addr: SocketAddr, req: &pb::SendEventRequest) -> (u16, pb::SendEventResponse) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let response = match agent
-        .post(&format!("http://{addr}/api/v1/events"))
-        .set("Content-Type", "application/proto")
-        .send_bytes(&req.encode_to_vec())
-    {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("POST to {addr} failed: {e}"),
-    };
-    let status = response.status();
-    let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).unwrap();
-    (status, pb::SendEventResponse::decode(&body[..]).expect("a SendEventResponse"))
 }
 
 fn every_transport_from_both_families(event_ack: &str) {
@@ -62,7 +41,7 @@ fn every_transport_from_both_families(event_ack: &str) {
         ws.close();
 
         let rest_batch = batch(&format!("rest-{family}"), &prefix, &["rest"], 2);
-        let (status, reply) = rest(at(ip, server.addr), &rest_batch);
+        let (status, reply) = rest_post(at(ip, server.addr), &rest_batch, &[]);
         assert_eq!(status, 200, "REST over {family}");
         assert_success(&reply, &rest_batch.req_guid);
 

@@ -13,7 +13,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use prost::Message as _;
 use raccoon_protocol::pb;
 use raccoon_testkit::Record;
 
@@ -29,28 +28,6 @@ fn sent_time() -> (prost_types::Timestamp, &'static str) {
 /// A batch of `types.len()` events with a fixed sent_time.
 fn timed_batch(req_guid: &str, tag: &str, types: &[&str]) -> pb::SendEventRequest {
     pb::SendEventRequest { sent_time: Some(sent_time().0), ..batch(req_guid, tag, types, types.len()) }
-}
-
-/// Posts `request` to the REST endpoint as protobuf; the status and the decoded reply.
-fn rest_post(
-    server: &TestServer,
-    request: &pb::SendEventRequest,
-    headers: &[(&str, &str)],
-) -> (u16, pb::SendEventResponse) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let mut call =
-        agent.post(&format!("http://{}/api/v1/events", server.addr)).set("Content-Type", "application/proto");
-    for (name, value) in headers {
-        call = call.set(name, value);
-    }
-    let response = match call.send_bytes(&request.encode_to_vec()) {
-        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-        Err(error) => panic!("REST request failed: {error}"),
-    };
-    let status = response.status();
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).unwrap();
-    (status, pb::SendEventResponse::decode(&body[..]).unwrap())
 }
 
 fn header_names(record: &Record) -> Vec<&str> {
@@ -166,7 +143,7 @@ fn send_on_every_transport(server: &TestServer, prefix: &str) -> (Vec<Record>, [
     ws.send_batch(&timed_batch("guid-ws", prefix, &["rec", "rec"]));
     assert_success(&ws.reply(), "guid-ws");
     let (status, reply) = rest_post(
-        server,
+        server.addr,
         &timed_batch("guid-rest", prefix, &["rec", "rec"]),
         &[("X-User-ID", ids[1].0), ("X-User-Group", ids[1].1)],
     );

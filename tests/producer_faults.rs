@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use prost::Message as _;
 use raccoon_protocol::pb;
 
 /// One event larger than the broker takes (Kafka's `message.max.bytes` default: 1,048,588).
@@ -52,19 +51,9 @@ fn a_record_the_broker_rejects_is_answered_bad_request_on_every_transport() {
     ws.send_batch(&large("ws-large"));
     assert_rejected(&ws.reply(), "ws-large");
 
-    let response = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .post(&format!("http://{}/api/v1/events", server.addr))
-        .set("Content-Type", "application/proto")
-        .send_bytes(&large("rest-large").encode_to_vec());
-    let response = match response {
-        Err(ureq::Error::Status(400, response)) => response,
-        other => panic!("expected 400, got {other:?}"),
-    };
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).unwrap();
-    assert_rejected(&pb::SendEventResponse::decode(&body[..]).unwrap(), "rest-large");
+    let (status, reply) = rest_post(server.addr, &large("rest-large"), &[]);
+    assert_eq!(status, 400, "{reply:?}");
+    assert_rejected(&reply, "rest-large");
 
     let path = "/raystack.raccoon.v1beta1.EventService/SendEvent";
     let reply = grpc_call(server.grpc_addr, path, large("grpc-large"), &[("x-user-id", "rejected")])

@@ -8,7 +8,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use prost::Message as _;
 use raccoon_protocol::pb;
 
 fn assert_failed(reply: &pb::SendEventResponse, req_guid: &str) {
@@ -41,20 +40,9 @@ fn a_missing_topic_fails_the_batch_on_every_transport() {
     ws.send_batch(&batch("ws-missing", &prefix, &["nowhere"], 2));
     assert_failed(&ws.reply(), "ws-missing");
 
-    let body = batch("rest-missing", &prefix, &["nowhere"], 2).encode_to_vec();
-    let response = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .post(&format!("http://{}/api/v1/events", server.addr))
-        .set("Content-Type", "application/proto")
-        .send_bytes(&body);
-    let response = match response {
-        Err(ureq::Error::Status(500, response)) => response,
-        other => panic!("expected 500, got {other:?}"),
-    };
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-    assert_failed(&pb::SendEventResponse::decode(&bytes[..]).unwrap(), "rest-missing");
+    let (status, reply) = rest_post(server.addr, &batch("rest-missing", &prefix, &["nowhere"], 2), &[]);
+    assert_eq!(status, 500, "{reply:?}");
+    assert_failed(&reply, "rest-missing");
 
     let path = "/raystack.raccoon.v1beta1.EventService/SendEvent";
     let reply =

@@ -72,6 +72,28 @@ pub fn grpc_call<M: prost::Message + Default + 'static>(
     })
 }
 
+/// Posts `request` as protobuf to the REST endpoint at `addr` with extra `headers`: the HTTP
+/// status and the decoded reply, whatever the status.
+pub fn rest_post(
+    addr: SocketAddr,
+    request: &pb::SendEventRequest,
+    headers: &[(&str, &str)],
+) -> (u16, pb::SendEventResponse) {
+    let agent = ureq::AgentBuilder::new().timeout(REPLY_LIMIT).build();
+    let mut call = agent.post(&format!("http://{addr}/api/v1/events")).set("Content-Type", "application/proto");
+    for (name, value) in headers {
+        call = call.set(name, value);
+    }
+    let response = match call.send_bytes(&request.encode_to_vec()) {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("POST to {addr} failed: {error}"),
+    };
+    let status = response.status();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).unwrap();
+    (status, pb::SendEventResponse::decode(&body[..]).expect("a SendEventResponse"))
+}
+
 /// A synchronous WebSocket client with a read timeout.
 pub struct Client {
     pub ws: WebSocket<TcpStream>,
