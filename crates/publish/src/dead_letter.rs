@@ -23,7 +23,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::classify;
 use crate::delivery::{error_name, DeliveryContext, InFlight};
 use crate::record::{self, BatchHeaders, EventIndex};
-use raccoon_core::handoff::{Persistence, Refusal};
+use raccoon_core::handoff::Refusal;
 use raccoon_metrics::{tags, MetricId};
 
 /// A rejected event on its way from a delivery report to the publisher thread.
@@ -143,12 +143,8 @@ pub(crate) fn write(producer: &BaseProducer<DeliveryContext>, route_topic: &str,
             // Counted (kafka_messages_undelivered_total of the dead-letter topic), not logged at
             // warn: a full queue would log once per event.
             tracing::debug!(topic = route_topic, %error, "dead-letter record refused; its event fails");
-            let batch = letter.batch;
-            batch.fail(route_topic, code, Persistence::NotPublished);
-            context.count_event(batch, route_topic, Err(code));
-            if batch.settle_one() {
-                context.complete(batch);
-            }
+            context.count_event(letter.batch, route_topic, Err(code));
+            context.settle_failed(letter.batch, route_topic, code);
         }
     }
 }

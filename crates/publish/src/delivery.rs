@@ -279,6 +279,15 @@ impl DeliveryContext {
         true
     }
 
+    /// Settles one event of `batch` that failed on `topic` with `code` outside a delivery report
+    /// (refused by librdkafka, or given up on), completing the batch if it was the last.
+    pub(crate) fn settle_failed(&self, batch: &InFlight, topic: &str, code: RDKafkaErrorCode) {
+        batch.fail(topic, code, Persistence::NotPublished);
+        if batch.settle_one() {
+            self.complete(batch);
+        }
+    }
+
     /// Called once per batch, by whichever thread settled its last event.
     pub(crate) fn complete(&self, batch: &InFlight) {
         let outcome = batch.outcome();

@@ -19,7 +19,7 @@ use super::native::{Refused, TopicBatch, TopicHandles};
 use super::record::BatchRecords;
 use super::settings::Records;
 use super::with_metrics;
-use raccoon_core::handoff::{Batch, Persistence, ShardMsg};
+use raccoon_core::handoff::{Batch, ShardMsg};
 use raccoon_core::health::Health;
 use raccoon_core::topic::TopicPattern;
 use raccoon_metrics::{tags, MetricId, MetricsFactory, Tag};
@@ -180,11 +180,7 @@ impl Worker {
         // Rejections reported during that last flush: too late to write, so they fail (and,
         // with EVENT_ACK=0, are logged as lost).
         for letter in dead_letters.try_iter() {
-            let context = worker.producer.context();
-            letter.batch.fail(&letter.topic, letter.code, Persistence::NotPublished);
-            if letter.batch.settle_one() {
-                context.complete(&letter.batch);
-            }
+            worker.producer.context().settle_failed(&letter.batch, &letter.topic, letter.code);
         }
         if let Err(error) = flushed {
             tracing::error!(
@@ -454,7 +450,6 @@ impl Worker {
             dead_letter::write(&self.producer, &route.topic, &letter);
             return;
         }
-        in_flight.fail(topic, code, Persistence::NotPublished);
         context.count_event(&in_flight, topic, Err(code));
         if matches!(code, RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) {
             with_metrics(|m| {
@@ -463,9 +458,7 @@ impl Worker {
                 m.add(MetricId::UnknownTopic, tags([t, ty, g]), 1);
             });
         }
-        if in_flight.settle_one() {
-            context.complete(&in_flight);
-        }
+        context.settle_failed(&in_flight, topic, code);
     }
 }
 
