@@ -41,8 +41,11 @@ use hyper::rt;
 
 pub mod listen;
 mod listener;
+mod stream;
+pub mod tls;
 
 pub use listener::{accept_loop, adopt};
+pub use stream::Stream;
 
 /// Most bytes one read asks the socket for.
 const MAX_READ_BYTES: usize = 64 * 1024;
