@@ -4,6 +4,7 @@
 mod announce;
 mod logging;
 mod prometheus;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -136,6 +137,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     logging::init(&config.log_level, config.log_format)?;
     check_locked_memory(&config.server)?;
+    let tls = tls::PortsTls::load(&config.tls)?;
 
     // Signals are blocked from here on for every thread spawned later, and handled below.
     let mut signals =
@@ -162,11 +164,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     {
         let addr = listener.local_addr().context("cannot read the Prometheus address")?;
         prometheus_addr = Some(addr);
-        let (path, registry) = (path.clone(), Arc::clone(registry));
-        tracing::info!(%addr, "Prometheus metrics on http://{addr}{path}");
+        let (path, registry, prometheus_tls) = (path.clone(), Arc::clone(registry), tls.prometheus.clone());
+        let scheme = if prometheus_tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, "Prometheus metrics on {scheme}://{addr}{path}");
         std::thread::Builder::new()
             .name("raccoon-prometheus".into())
-            .spawn(move || prometheus::serve(listener, path, registry))
+            .spawn(move || prometheus::serve(listener, path, registry, prometheus_tls))
             .context("cannot start the Prometheus thread")?;
     }
     // The log publisher needs no broker: nothing to check, and readiness does not wait for one.
@@ -181,7 +184,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let (publishers, handoff) =
         Publishers::start(&config.publisher, &config.topic_pattern, inbox_txs.clone(), &metrics.factory(), &health)?;
     let shards =
-        raccoon_shard::start(&config.shard_config(), listeners, inbox_rxs, &handoff, &metrics.factory(), &health)?;
+        raccoon_shard::start(&config.shard_config(), &tls.listeners, listeners, inbox_rxs, &handoff, &metrics.factory(), &health)?;
     drop(handoff);
     tracing::info!(%grpc_addr, "gRPC on {grpc_addr}");
     tracing::info!(
@@ -200,14 +203,19 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     announce::announce(addr, grpc_addr, prometheus_addr, cli.addresses_file.as_deref())?;
 
     // SIGUSR2 is a fault drill (a fatal producer error: README, "What a client sees when Kafka is
-    // down"); any other signal stops.
-    let signal = signals.forever().find(|&signal| {
-        if signal != SIGUSR2 {
-            return true;
+    // down"); SIGHUP reloads the TLS files when a port has TLS (without, it stops, as Raccoon's
+    // did); any other signal stops.
+    let signal = signals.forever().find(|&signal| match signal {
+        SIGUSR2 => {
+            tracing::warn!("SIGUSR2: fault drill, raising a fatal error on every Kafka producer");
+            publishers.raise_fatal_error();
+            false
         }
-        tracing::warn!("SIGUSR2: fault drill, raising a fatal error on every Kafka producer");
-        publishers.raise_fatal_error();
-        false
+        SIGHUP if tls.any() => {
+            tls.reload();
+            false
+        }
+        _ => true,
     });
     tracing::info!(?signal, "shutting down: closing connections, then draining the publishers");
     // A second signal during shutdown means "now".

@@ -17,7 +17,8 @@ use http_body_util::Full;
 
 use raccoon_metrics::prometheus::{render, CONTENT_TYPE};
 use raccoon_metrics::Registry;
-use raccoon_rt::{accept_loop, adopt, Activity, Deadlines, HyperIo};
+use raccoon_rt::tls::{ServerTls, TlsScratch};
+use raccoon_rt::{accept_loop, adopt, Activity, Deadlines, HyperIo, Stream};
 
 /// How long a scraper may take to send its request, and to read the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,9 +27,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// glommio io memory of the exporter's executor: it does no file I/O.
 const IO_MEMORY_BYTES: usize = 64 << 10;
 
-/// Serves scrapes until the process exits, on a glommio executor of the calling thread.
-/// Errors on one connection only end that connection.
-pub(crate) fn serve(listener: TcpListener, path: String, registry: Arc<Registry>) {
+/// Serves scrapes until the process exits, on a glommio executor of the calling thread, over
+/// TLS when `tls` is set (`METRIC_PROMETHEUS_TLS_*`). Errors on one connection only end that
+/// connection.
+pub(crate) fn serve(listener: TcpListener, path: String, registry: Arc<Registry>, tls: Option<Arc<ServerTls>>) {
     let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound).io_memory(IO_MEMORY_BYTES).make();
     let executor = match executor {
         Ok(executor) => executor,
@@ -39,9 +41,23 @@ pub(crate) fn serve(listener: TcpListener, path: String, registry: Arc<Registry>
     };
     executor.run(async move {
         let path: Rc<str> = Rc::from(path);
-        accept_loop(adopt(listener), move |stream| {
+        let scratch = tls.is_some().then(TlsScratch::new);
+        accept_loop(adopt(listener), move |tcp| {
             let (path, registry) = (Rc::clone(&path), Arc::clone(&registry));
+            let tls = tls.as_ref().zip(scratch.as_ref()).map(|(tls, scratch)| (tls.config(), Rc::clone(scratch)));
             glommio::spawn_local(async move {
+                let stream = match tls {
+                    None => Stream::Plain(tcp),
+                    Some((config, scratch)) => {
+                        match raccoon_rt::tls::accept(tcp, config, scratch, REQUEST_TIMEOUT).await {
+                            Ok(tls) => Stream::Tls(Box::new(tls)),
+                            Err(error) => {
+                                tracing::debug!(%error, "metrics connection: TLS handshake failed");
+                                return;
+                            }
+                        }
+                    }
+                };
                 let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
                 let activity = Rc::new(Activity::default());
                 let deadlines = Deadlines { idle: IDLE_TIMEOUT, head: Some(REQUEST_TIMEOUT) };

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::load::CONNECT_AT_ONCE;
 use crate::procfs::{self, Pid};
 use crate::send::{server_url, Transport};
+use crate::tls::{with_tls, TlsArgs};
 
 /// Connections per loopback source address by default.
 const PER_SOURCE_IP: usize = 20_000;
@@ -59,6 +60,8 @@ pub struct IdleArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 impl IdleArgs {
@@ -110,7 +113,7 @@ pub fn run(args: IdleArgs) -> ExitCode {
 }
 
 async fn hold(args: IdleArgs, file_limit: Option<u64>) -> ExitCode {
-    let url = server_url(Transport::Ws, args.addr.as_deref());
+    let url = server_url(Transport::Ws, args.addr.as_deref(), args.tls.secure(args.addr.as_deref()));
     let server = args.server_pid.map(Pid::Other);
     let ips = args.source_ips.unwrap_or_else(|| args.connections.div_ceil(PER_SOURCE_IP).clamp(1, 254) as u8);
     let timeout = Duration::from_secs_f64(args.timeout);
@@ -199,7 +202,7 @@ async fn open_all(args: &IdleArgs, url: &str, ips: u8) -> (Vec<WsClient>, std::c
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..args.connections {
         let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index % ips as usize) as u8));
-        let builder = WsClient::builder(url)
+        let builder = with_tls!(WsClient::builder(url), &args.tls)
             .user_id(&format!("idle-{}-{index}", std::process::id()))
             .ping_interval(Duration::from_secs_f64(args.ping_interval))
             .connect_timeout(Duration::from_secs_f64(args.timeout))

@@ -7,7 +7,7 @@
 //! connection), `ceiling` (a bare rdkafka producer with the server's settings: the baseline).
 //! Shared by them: `workload.rs` (the events), `latency.rs` (HDR histograms), `procfs.rs` (CPU
 //! and RSS of a process, the workspace's one reader of `/proc`), `limits.rs` (the open-file
-//! limit). [`parse_args`] reads one command's options from strings, as the command line would.
+//! limit), `tls.rs` (the TLS options). [`parse_args`] reads one command's options from strings, as the command line would.
 
 pub mod ceiling;
 pub mod idle;
@@ -16,6 +16,7 @@ mod limits;
 pub mod load;
 pub mod procfs;
 pub mod send;
+mod tls;
 mod workload;
 
 /// Parses `args` as the options of one command (`A`: [`load::LoadArgs`],

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use crate::tls::{with_tls, TlsArgs};
 use raccoon_client::{Batch, Encoding, Error, Event, GrpcClient, Response, RestClient, RetryPolicy, WsClient};
 
 /// The transports `--transport` takes.
@@ -72,6 +73,8 @@ pub struct SendArgs {
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 impl SendArgs {
@@ -101,17 +104,19 @@ impl SendArgs {
     }
 
     fn url(&self) -> String {
-        server_url(self.transport, self.addr.as_deref())
+        server_url(self.transport, self.addr.as_deref(), self.tls.secure(self.addr.as_deref()))
     }
 }
 
 /// The URL of the server at `addr` (`host:port` or a URL; default 127.0.0.1:8080, or
-/// 127.0.0.1:8081 for gRPC) for `transport`.
-pub(crate) fn server_url(transport: Transport, addr: Option<&str>) -> String {
-    let (scheme, port) = match transport {
-        Transport::Ws => ("ws", 8080),
-        Transport::Rest => ("http", 8080),
-        Transport::Grpc => ("http", 8081),
+/// 127.0.0.1:8081 for gRPC) for `transport`, over TLS when `secure`.
+pub(crate) fn server_url(transport: Transport, addr: Option<&str>, secure: bool) -> String {
+    let port = if transport == Transport::Grpc { 8081 } else { 8080 };
+    let scheme = match (transport, secure) {
+        (Transport::Ws, false) => "ws",
+        (Transport::Ws, true) => "wss",
+        (_, false) => "http",
+        (_, true) => "https",
     };
     let addr = addr.map_or_else(|| format!("127.0.0.1:{port}"), str::to_owned);
     match addr.split_once("://") {
@@ -162,7 +167,7 @@ macro_rules! configure {
         if let Some(id) = &$args.user_id {
             b = b.user_id(id);
         }
-        b
+        with_tls!(b, &$args.tls)
     }};
 }
 

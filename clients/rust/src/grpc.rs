@@ -50,6 +50,15 @@ impl GrpcBuilder {
     /// Must be called within a tokio runtime.
     pub fn build(self) -> Result<GrpcClient, Error> {
         let opts = self.opts.finish()?;
+        let secure = self.url.starts_with("https://");
+        if !secure && !self.url.starts_with("http://") {
+            return Err(Error::Config(format!("URL {:?}: expected http:// or https://", self.url)));
+        }
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(opts.connect_timeout));
+        connector.enforce_http(false);
+        let connector = crate::rest::https_connector(&opts, secure, crate::rest::HttpVersion::Http2, connector)?;
         let endpoint = Endpoint::from_shared(self.url.clone())
             .map_err(|e| Error::Config(format!("URL {:?}: {e}", self.url)))?
             .user_agent(crate::USER_AGENT)
@@ -59,7 +68,7 @@ impl GrpcBuilder {
         let mut headers = opts.headers.clone();
         headers.remove(http::header::USER_AGENT);
         let metadata = MetadataMap::from_headers(headers);
-        Ok(GrpcClient { inner: Arc::new(Inner { addr: self.url, channel: endpoint.connect_lazy(), metadata, opts }) })
+        Ok(GrpcClient { inner: Arc::new(Inner { addr: self.url, channel: endpoint.connect_with_connector_lazy(connector), metadata, opts }) })
     }
 }
 

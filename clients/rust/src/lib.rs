@@ -16,7 +16,7 @@
 //!   [`Serializer`]s that turn data into event bytes ([`Json`], [`Protobuf`], any closure).
 //! - [`wire`]: the request encodings ([`Encoding`]) and the [`Response`] type.
 //! - [`options`]: what every transport's builder takes: [`App`] info, headers, [`RetryPolicy`],
-//!   timeouts, StatsD.
+//!   timeouts, StatsD, TLS (a CA file, a client certificate).
 //! - [`rest`], [`grpc`], [`ws`]: the three clients, each with its own builder.
 //! - [`stats`]: counters every client keeps and the optional StatsD export.
 //! - [`error`]: [`Error`] and which errors are retried.
@@ -38,6 +38,7 @@ pub mod options;
 pub mod rest;
 mod retry;
 pub mod stats;
+mod tls;
 pub mod wire;
 pub mod ws;
 

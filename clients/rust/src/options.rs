@@ -76,6 +76,8 @@ pub(crate) struct Options {
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) stats: Stats,
+    /// For `https://` and `wss://` URLs.
+    pub(crate) tls: crate::tls::TlsOptions,
     /// The first invalid setting, reported by `build`/`connect`.
     pub(crate) invalid: Option<String>,
     user_id_header: HeaderName,
@@ -92,6 +94,7 @@ impl Default for Options {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             stats: Stats::default(),
+            tls: crate::tls::TlsOptions::default(),
             invalid: None,
             user_id_header: HeaderName::from_static(DEFAULT_USER_ID_HEADER),
             user_id: None,
@@ -196,6 +199,26 @@ macro_rules! common_builder_methods {
                 Ok(client) => self.opts.stats = $crate::stats::Stats::with_statsd(client),
                 Err(why) => self.opts.invalid(why),
             }
+            self
+        }
+
+        /// Trusts the CA certificates in this PEM file for `https://` and `wss://` URLs, instead
+        /// of the system's roots (a private CA, a test CA).
+        pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.opts.tls.ca_file = Some(path.into());
+            self
+        }
+
+        /// Presents this PEM certificate chain and key to a server that asks for one (mTLS).
+        pub fn tls_client_cert(mut self, cert: impl Into<std::path::PathBuf>, key: impl Into<std::path::PathBuf>) -> Self {
+            self.opts.tls.client_cert = Some((cert.into(), key.into()));
+            self
+        }
+
+        /// Accepts any server certificate, for any name: the connection is encrypted, but to
+        /// whoever answers. For a test server only; never on by default.
+        pub fn tls_insecure_skip_verify(mut self) -> Self {
+            self.opts.tls.insecure = true;
             self
         }
 

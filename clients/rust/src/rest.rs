@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::Uri;
 use http_body_util::{BodyExt as _, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -36,7 +37,7 @@ struct Inner {
     url: Uri,
     encoding: Encoding,
     opts: Options,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 /// Builds a [`RestClient`].
@@ -56,13 +57,15 @@ impl RestBuilder {
         self
     }
 
-    /// The client. Fails on an invalid URL (only `http://` is supported) or header.
+    /// The client. Fails on an invalid URL (`http://` or `https://`), header or TLS file.
     pub fn build(self) -> Result<RestClient, Error> {
         let opts = self.opts.finish()?;
         let mut url: Uri = self.url.parse().map_err(|e| Error::Config(format!("URL {:?}: {e}", self.url)))?;
-        if url.scheme_str() != Some("http") {
-            return Err(Error::Config(format!("URL {:?}: only http:// is supported", self.url)));
-        }
+        let secure = match url.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(Error::Config(format!("URL {:?}: expected http:// or https://", self.url))),
+        };
         if url.path() == "/" || url.path().is_empty() {
             let mut parts = url.into_parts();
             parts.path_and_query = Some(http::uri::PathAndQuery::from_static(EVENTS_PATH));
@@ -71,9 +74,38 @@ impl RestBuilder {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(opts.connect_timeout));
+        connector.enforce_http(false);
+        let connector = https_connector(&opts, secure, HttpVersion::Http1, connector)?;
         let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build(connector);
         Ok(RestClient { inner: Arc::new(Inner { url, encoding: self.encoding, opts, http }) })
     }
+}
+
+/// Which HTTP version a connector speaks (and offers by ALPN over TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HttpVersion {
+    /// REST: `http/1.1`.
+    Http1,
+    /// gRPC: `h2`.
+    Http2,
+}
+
+/// `connector` with TLS for `https://` URLs (`secure`); plain URLs pass through. REST and gRPC
+/// both connect through it.
+pub(crate) fn https_connector(
+    opts: &Options,
+    secure: bool,
+    version: HttpVersion,
+    connector: HttpConnector,
+) -> Result<HttpsConnector<HttpConnector>, Error> {
+    // Without an https:// URL the TLS settings are not read: no system roots loaded for nothing.
+    // hyper-rustls sets ALPN itself, from the version enabled.
+    let tls = if secure { opts.tls.client_config(&[])? } else { crate::tls::TlsOptions::plain_config() };
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(Arc::unwrap_or_clone(tls)).https_or_http();
+    Ok(match version {
+        HttpVersion::Http1 => builder.enable_http1().wrap_connector(connector),
+        HttpVersion::Http2 => builder.enable_http2().wrap_connector(connector),
+    })
 }
 
 impl RestClient {

@@ -323,6 +323,20 @@ keys! {
         "Time a REST body or gRPC message has to arrive once its head did; then 408 (REST) or DEADLINE_EXCEEDED (gRPC).";
     SERVER_HTTP_IDLE_TIMEOUT_MS: Duration = "60000", Range::MILLIS, New,
         "An HTTP or gRPC connection with no request in progress and no byte of a new one for this long is closed (WebSockets have their own ping rule).";
+    SERVER_TLS_CERT_FILE: String = "", Range::Text("a file path, or empty"), New,
+        "PEM certificate chain, leaf first (ECDSA, RSA or Ed25519), for the HTTP port and the gRPC port (unless SERVER_GRPC_TLS_ENABLED is false, or SERVER_GRPC_TLS_CERT_FILE names its own). Set with SERVER_TLS_KEY_FILE, the port takes TLS 1.3 and 1.2 only: a plain HTTP request there gets 400 saying so. SIGHUP reads the files again; new connections get the new certificate, open ones keep theirs. Empty: cleartext, as Raccoon.";
+    SERVER_TLS_KEY_FILE: String = "", Range::Text("a file path, or empty"), New,
+        "PEM private key (PKCS#8, PKCS#1 or SEC1) of SERVER_TLS_CERT_FILE.";
+    SERVER_TLS_CLIENT_CA_FILE: String = "", Range::Text("a file path, or empty"), New,
+        "PEM CA certificates that sign client certificates (mTLS) on the TLS ports (HTTP and gRPC). Empty: clients present none. Reloaded on SIGHUP with the certificate.";
+    SERVER_TLS_CLIENT_AUTH: String = "required", Range::OneOf(&[("required", "a client without a certificate the CA signed fails the handshake"), ("optional", "a client may present one (it is then verified)")]), New,
+        "With SERVER_TLS_CLIENT_CA_FILE: whether every client must present a certificate.";
+    SERVER_GRPC_TLS_ENABLED: bool = "true", Range::Bool, New,
+        "With a certificate for it (SERVER_GRPC_TLS_CERT_FILE, else SERVER_TLS_CERT_FILE), the gRPC port takes TLS, offering h2 by ALPN; false keeps it cleartext (HTTP/2 with prior knowledge) whatever the HTTP port does.";
+    SERVER_GRPC_TLS_CERT_FILE: String = "", Range::Text("a file path, or empty"), New,
+        "A certificate chain of the gRPC port's own (with SERVER_GRPC_TLS_KEY_FILE). Empty: SERVER_TLS_CERT_FILE's.";
+    SERVER_GRPC_TLS_KEY_FILE: String = "", Range::Text("a file path, or empty"), New,
+        "The private key of SERVER_GRPC_TLS_CERT_FILE.";
     SERVER_SHARDS: usize = "0", Range::Int { min: 0, max: 4096 }, New,
         "Number of shards (glommio executors), each pinned to one CPU of SERVER_CPU_LIST in order. 0 means one per CPU in the list.";
     SERVER_CPU_LIST: String = "", Range::Text("a CPU list such as 0-3,6, or empty"), New,
@@ -363,6 +377,10 @@ keys! {
         "Serve Prometheus metrics (OpenMetrics text). May be enabled together with StatsD (Raccoon silently disabled all metrics when both were).";
     METRIC_PROMETHEUS_PORT: u16 = "9090", Range::Int { min: 0, max: PORT_MAX }, Raccoon,
         "Port of the Prometheus endpoint, on SERVER_BIND_ADDRESS. 0 picks a free port (logged at startup).";
+    METRIC_PROMETHEUS_TLS_CERT_FILE: String = "", Range::Text("a file path, or empty"), New,
+        "PEM certificate chain for the Prometheus port (with METRIC_PROMETHEUS_TLS_KEY_FILE): scrapes then take TLS. Reloaded on SIGHUP. Empty: cleartext. Independent of SERVER_TLS_*.";
+    METRIC_PROMETHEUS_TLS_KEY_FILE: String = "", Range::Text("a file path, or empty"), New,
+        "The private key of METRIC_PROMETHEUS_TLS_CERT_FILE.";
     METRIC_PROMETHEUS_PATH: String = "/metrics", Range::Text("a URL path such as /metrics"), Raccoon,
         "Path of the Prometheus endpoint.";
     METRIC_STATSD_ENABLED: bool = "false", Range::Bool, Raccoon,

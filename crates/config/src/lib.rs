@@ -30,6 +30,7 @@ use raccoon_protocol::origin::OriginList;
 use raccoon_protocol::routing::UpgradeOrigins;
 use raccoon_publish::{PublisherConfig, PublisherKind, RecordKey, Records};
 use raccoon_rt::listen::BindAddress;
+use raccoon_rt::tls::{ClientAuth, TlsSource};
 use raccoon_shard::{AckMode, ServerConfig, ShardConfig};
 
 /// Where a configuration value came from (for messages and `--print-config`).
@@ -106,6 +107,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// The TLS files of each port; `None`: the port is cleartext.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsPorts {
+    /// The HTTP port (`SERVER_TLS_*`).
+    pub http: Option<TlsSource>,
+    /// The gRPC port (`SERVER_GRPC_TLS_*`, else `SERVER_TLS_*`).
+    pub grpc: Option<TlsSource>,
+    /// The Prometheus port (`METRIC_PROMETHEUS_TLS_*`), when Prometheus is on.
+    pub prometheus: Option<TlsSource>,
+}
+
 /// The validated configuration. Immutable after startup; `main` hands each component its own
 /// settings from it ([`Config::shard_config`], [`Config::publisher`], [`Config::metrics`]), never the whole.
 #[derive(Debug, Clone)]
@@ -124,6 +136,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `METRIC_*`.
     pub metrics: MetricsConfig,
+    /// `SERVER_TLS_*`, `SERVER_GRPC_TLS_*`, `METRIC_PROMETHEUS_TLS_*`: the files `main` loads.
+    pub tls: TlsPorts,
     /// Every effective value and its source, for `--print-config`.
     pub effective: Vec<(String, String, Source)>,
 }
@@ -438,6 +452,7 @@ impl Config {
         };
 
         let metrics = metrics_config(raw)?;
+        let tls = tls_config(raw, metrics.prometheus.is_some())?;
         let log_format = match raw.read(k::LOG_FORMAT)?.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -455,6 +470,7 @@ impl Config {
             log_level: raw.read(k::LOG_LEVEL)?,
             log_format,
             metrics,
+            tls,
             effective,
         })
     }
@@ -481,6 +497,59 @@ fn records_config(raw: &Raw) -> Result<Records, ConfigError> {
         }
     };
     Ok(Records { key, headers: raw.read(k::PUBLISHER_KAFKA_RECORD_HEADERS)?, dead_letter_topic })
+}
+
+/// A certificate and key named by `cert` and `key`: both, or neither (`None`).
+fn cert_pair(raw: &Raw, cert: Key<String>, key: Key<String>) -> Result<Option<(String, String)>, ConfigError> {
+    let (cert_file, key_file) = (raw.read(cert)?, raw.read(key)?);
+    match (cert_file.trim(), key_file.trim()) {
+        ("", "") => Ok(None),
+        (_, "") => Err(raw.invalid(key, format!("expected the private key of {} too", cert.env()))),
+        ("", _) => Err(raw.invalid(cert, format!("expected the certificate of {} too", key.env()))),
+        (c, k) => Ok(Some((c.to_owned(), k.to_owned()))),
+    }
+}
+
+/// The TLS files of every port (every key is read, whether its port takes TLS or not).
+fn tls_config(raw: &Raw, prometheus: bool) -> Result<TlsPorts, ConfigError> {
+    let server = cert_pair(raw, k::SERVER_TLS_CERT_FILE, k::SERVER_TLS_KEY_FILE)?;
+    let grpc_own = cert_pair(raw, k::SERVER_GRPC_TLS_CERT_FILE, k::SERVER_GRPC_TLS_KEY_FILE)?;
+    let grpc_enabled = raw.read(k::SERVER_GRPC_TLS_ENABLED)?;
+    let client_ca = raw.read(k::SERVER_TLS_CLIENT_CA_FILE)?.trim().to_owned();
+    let client_auth = match raw.read(k::SERVER_TLS_CLIENT_AUTH)?.as_str() {
+        "required" => ClientAuth::Required,
+        "optional" => ClientAuth::Optional,
+        other => unreachable!("invariant: SERVER_TLS_CLIENT_AUTH's range has no {other:?}"),
+    };
+    let prometheus_pair = cert_pair(raw, k::METRIC_PROMETHEUS_TLS_CERT_FILE, k::METRIC_PROMETHEUS_TLS_KEY_FILE)?;
+    let client_ca = (!client_ca.is_empty()).then(|| std::path::PathBuf::from(client_ca));
+    let source = |(cert, key): (String, String), keys: [&'static str; 2], client_ca: Option<std::path::PathBuf>| {
+        TlsSource {
+            cert_file: cert.into(),
+            key_file: key.into(),
+            client_ca_file: client_ca,
+            client_auth,
+            keys: [keys[0], keys[1], k::SERVER_TLS_CLIENT_CA_FILE.env()],
+        }
+    };
+    let server_keys = [k::SERVER_TLS_CERT_FILE.env(), k::SERVER_TLS_KEY_FILE.env()];
+    let grpc_keys = [k::SERVER_GRPC_TLS_CERT_FILE.env(), k::SERVER_GRPC_TLS_KEY_FILE.env()];
+    let grpc = match (grpc_enabled, grpc_own, &server) {
+        (false, _, _) => None,
+        (true, Some(own), _) => Some(source(own, grpc_keys, client_ca.clone())),
+        (true, None, Some(shared)) => Some(source(shared.clone(), server_keys, client_ca.clone())),
+        (true, None, None) => None,
+    };
+    let http = server.map(|pair| source(pair, server_keys, client_ca.clone()));
+    if client_ca.is_some() && http.is_none() && grpc.is_none() {
+        return Err(raw.invalid(
+            k::SERVER_TLS_CLIENT_CA_FILE,
+            "client certificates need TLS: set SERVER_TLS_CERT_FILE and SERVER_TLS_KEY_FILE (or the SERVER_GRPC_TLS_ ones)",
+        ));
+    }
+    let prometheus_keys = [k::METRIC_PROMETHEUS_TLS_CERT_FILE.env(), k::METRIC_PROMETHEUS_TLS_KEY_FILE.env()];
+    let prometheus = prometheus_pair.filter(|_| prometheus).map(|pair| source(pair, prometheus_keys, None));
+    Ok(TlsPorts { http, grpc, prometheus })
 }
 
 fn metrics_config(raw: &Raw) -> Result<MetricsConfig, ConfigError> {

@@ -442,3 +442,41 @@ fn numbers_out_of_range_name_the_range() {
         err_text(&sources(&[("EVENT_ACK", "2")])).ends_with("expected 0 (ack on receipt) or 1 (ack on Kafka delivery)")
     );
 }
+
+#[test]
+fn tls_files_come_in_pairs_and_the_grpc_port_follows_or_opts_out() {
+    use raccoon_rt::tls::ClientAuth;
+    let tls = |pairs: &[(&str, &str)]| Config::build(&sources(pairs)).map(|c| c.tls);
+    assert_eq!(tls(&[]).unwrap(), TlsPorts::default(), "cleartext by default, as Raccoon");
+    let both = [("SERVER_TLS_CERT_FILE", "/etc/raccoon/cert.pem"), ("SERVER_TLS_KEY_FILE", "/etc/raccoon/key.pem")];
+    let ports = tls(&both).unwrap();
+    let http = ports.http.unwrap();
+    assert_eq!(http.cert_file.to_str(), Some("/etc/raccoon/cert.pem"));
+    assert_eq!(http.keys, ["SERVER_TLS_CERT_FILE", "SERVER_TLS_KEY_FILE", "SERVER_TLS_CLIENT_CA_FILE"]);
+    assert_eq!(ports.grpc.unwrap().cert_file, http.cert_file, "gRPC follows SERVER_TLS_*");
+    assert!(ports.prometheus.is_none(), "Prometheus has keys of its own");
+
+    let mut off = both.to_vec();
+    off.push(("SERVER_GRPC_TLS_ENABLED", "false"));
+    assert!(tls(&off).unwrap().grpc.is_none());
+    let mut own = both.to_vec();
+    own.extend([("SERVER_GRPC_TLS_CERT_FILE", "/g/cert.pem"), ("SERVER_GRPC_TLS_KEY_FILE", "/g/key.pem")]);
+    let grpc = tls(&own).unwrap().grpc.unwrap();
+    assert_eq!((grpc.cert_file.to_str(), grpc.keys[0]), (Some("/g/cert.pem"), "SERVER_GRPC_TLS_CERT_FILE"));
+
+    let text = err_text(&sources(&[("SERVER_TLS_CERT_FILE", "/c.pem")]));
+    assert!(text.contains("SERVER_TLS_KEY_FILE") && text.contains("private key of SERVER_TLS_CERT_FILE"), "{text}");
+    let text = err_text(&sources(&[("SERVER_TLS_CLIENT_CA_FILE", "/ca.pem")]));
+    assert!(text.contains("SERVER_TLS_CLIENT_CA_FILE") && text.contains("need TLS"), "{text}");
+
+    let mut mtls = both.to_vec();
+    mtls.extend([("SERVER_TLS_CLIENT_CA_FILE", "/ca.pem"), ("SERVER_TLS_CLIENT_AUTH", "Optional")]);
+    let http = tls(&mtls).unwrap().http.unwrap();
+    assert_eq!((http.client_ca_file.unwrap().to_str(), http.client_auth), (Some("/ca.pem"), ClientAuth::Optional));
+    assert!(err_text(&sources(&[("SERVER_TLS_CLIENT_AUTH", "sometimes")])).contains("SERVER_TLS_CLIENT_AUTH"));
+
+    let mut prometheus = vec![("METRIC_PROMETHEUS_ENABLED", "true")];
+    prometheus.extend([("METRIC_PROMETHEUS_TLS_CERT_FILE", "/p.pem"), ("METRIC_PROMETHEUS_TLS_KEY_FILE", "/p.key")]);
+    let ports = tls(&prometheus).unwrap();
+    assert!(ports.http.is_none() && ports.prometheus.unwrap().client_ca_file.is_none());
+}

@@ -32,6 +32,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::secure::{secure, Port};
 use crate::shard::Shard;
 use crate::submit::{publish_request, record_refused};
 use raccoon_core::handoff::Origin;
@@ -45,8 +46,9 @@ use raccoon_rt::{Activity, HyperIo};
 /// Raccoon's error for a call without the id metadata (a plain Go error: status UNKNOWN).
 const MISSING_ID: &str = "connection id header missing";
 
-pub(super) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+pub(super) async fn serve(shard: Rc<Shard>, tcp: TcpStream) {
     let _open = shard.http_opened();
+    let Some(stream) = secure(&shard, tcp, Port::Grpc).await else { return };
     let peer = stream.peer_addr().ok().map(raccoon_rt::listen::canonical);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shard.config().server.write_wait));

@@ -6,7 +6,8 @@
 //! that sent the batch.
 //!
 //! On a shard, one transport a module: [`http1`] (HTTP/1 on hyper: health, REST, upgrades),
-//! [`websocket`] (one connection, one folder), [`grpc`] (HTTP/2 on hyper); [`submit`], the path
+//! [`websocket`] (one connection, one folder), [`grpc`] (HTTP/2 on hyper); [`secure`], the TLS
+//! handshake every accepted connection of a TLS port goes through first; [`submit`], the path
 //! every transport's batches take to the handoff. The shard's own state and jobs are in
 //! [`shard`]; starting shards in [`start()`], a shard's main task in [`run`].
 //!
@@ -21,12 +22,13 @@ mod grpc;
 mod http1;
 mod registry;
 mod run;
+mod secure;
 mod settings;
 mod shard;
 mod start;
 mod submit;
 mod websocket;
 
-pub use settings::{AckMode, ServerConfig, ShardConfig};
+pub use settings::{AckMode, ListenerTls, ServerConfig, ShardConfig};
 pub use shard::ShardSummary;
 pub use start::{start, ShardError, ShardHandle};

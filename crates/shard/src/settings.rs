@@ -1,5 +1,6 @@
 //! The shards' settings, assembled by `raccoon-config` from the `SERVER_*` keys and `EVENT_ACK`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use raccoon_core::topic::TopicPattern;
@@ -7,6 +8,7 @@ use raccoon_protocol::cors::CorsConfig;
 use raccoon_protocol::identity::IdentityRules;
 use raccoon_protocol::routing::UpgradeOrigins;
 use raccoon_rt::listen::BindAddress;
+use raccoon_rt::tls::ServerTls;
 
 /// When a batch is acknowledged (`EVENT_ACK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,4 +93,14 @@ pub struct ShardConfig {
     /// `EVENT_DISTRIBUTION_PUBLISHER_PATTERN`, parsed: each event's type is checked against it at
     /// decode.
     pub topic_pattern: TopicPattern,
+}
+
+/// TLS of the shards' two ports, loaded by `main` from `SERVER_TLS_*` and `SERVER_GRPC_TLS_*`
+/// (and reloaded by it on SIGHUP); `None`: the port is cleartext.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerTls {
+    /// The HTTP port (WebSocket, REST, health).
+    pub http: Option<Arc<ServerTls>>,
+    /// The gRPC port.
+    pub grpc: Option<Arc<ServerTls>>,
 }

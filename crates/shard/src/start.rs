@@ -17,7 +17,7 @@ use raccoon_metrics::MetricsFactory;
 use crate::registry::Registry;
 use crate::run::ReadyGuard;
 use crate::shard::{Shard, ShardSummary};
-use crate::ShardConfig;
+use crate::{ListenerTls, ShardConfig};
 
 /// Why a shard could not start.
 #[derive(Debug, Error)]
@@ -48,7 +48,8 @@ impl ShardHandle {
     }
 }
 
-/// Starts one shard per CPU of `config.server.shard_cpus`, each with its own listener and inbox.
+/// Starts one shard per CPU of `config.server.shard_cpus`, each with its own listener and inbox;
+/// `tls` is each port's TLS, if any.
 /// Returns once every shard is accepting, or with the first shard's startup error.
 ///
 /// Shards start one after the other: each takes a few milliseconds, and it lets the io_uring
@@ -58,6 +59,7 @@ impl ShardHandle {
 #[allow(clippy::disallowed_methods)]
 pub fn start(
     config: &ShardConfig,
+    tls: &ListenerTls,
     listeners: Vec<(StdTcpListener, StdTcpListener)>,
     inboxes: Vec<async_channel::Receiver<ShardMsg>>,
     handoff: &Handoff,
@@ -75,6 +77,7 @@ pub fn start(
         let config = config.clone();
         let handoff = handoff.clone();
         let (factory, health, registry) = (metrics.clone(), Arc::clone(health), Arc::clone(&registry));
+        let tls = tls.clone();
         let ready = ReadyGuard::new(id, ready_tx);
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("raccoon-shard-{index}"))
@@ -84,7 +87,7 @@ pub fn start(
         }
         let join = builder
             .spawn(move || async move {
-                let shard = Rc::new(Shard::new(id, config, handoff, factory.local(), health, registry));
+                let shard = Rc::new(Shard::new(id, config, handoff, factory.local(), health, registry, tls));
                 crate::run::run(shard, listener, inbox, ready).await
             })
             .map_err(|e| ShardError::Start { shard: id, cpu, error: e.to_string() })?;

@@ -261,6 +261,7 @@ mod tests {
                     LocalMetrics::disabled(),
                     Arc::new(Health::without_broker()),
                     Arc::new(Registry::new(8)),
+                    crate::ListenerTls::default(),
                 ));
                 test(shard, queue).await;
             })

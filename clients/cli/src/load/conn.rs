@@ -8,6 +8,7 @@
 //!
 //! Lives on: its own tokio task on the run's runtime.
 
+use crate::tls::{with_tls, TlsArgs};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub(crate) struct Plan {
     pub(crate) pace: Pace,
     pub(crate) events: Arc<Vec<Event>>,
     pub(crate) timeout: Duration,
+    pub(crate) tls: TlsArgs,
 }
 
 /// A batch's outcome, from whichever transport.
@@ -79,7 +81,7 @@ impl Client {
         };
         Ok(match plan.transport {
             Transport::Ws => {
-                let client = WsClient::builder(&plan.url)
+                let client = with_tls!(WsClient::builder(&plan.url), &plan.tls)
                     .encoding(plan.encoding.encoding())
                     .user_id(&user)
                     .timeout(timeout)
@@ -95,7 +97,7 @@ impl Client {
                 Client::Ws(client, acks)
             }
             Transport::Rest => unary(Unary::Rest(
-                RestClient::builder(&plan.url)
+                with_tls!(RestClient::builder(&plan.url), &plan.tls)
                     .encoding(plan.encoding.encoding())
                     .user_id(&user)
                     .timeout(timeout)
@@ -104,7 +106,7 @@ impl Client {
                     .build()?,
             )),
             Transport::Grpc => unary(Unary::Grpc(
-                GrpcClient::builder(&plan.url)
+                with_tls!(GrpcClient::builder(&plan.url), &plan.tls)
                     .user_id(&user)
                     .timeout(timeout)
                     .connect_timeout(timeout)

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::procfs::{self, Pid};
 use crate::send::{server_url, EncodingArg, Transport};
+use crate::tls::TlsArgs;
 use crate::workload::WorkloadArgs;
 use conn::{Pace, Plan};
 use recorder::Recorder;
@@ -72,6 +73,8 @@ pub struct LoadArgs {
     warmup: f64,
     #[command(flatten)]
     workload: WorkloadArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Loopback source addresses 127.0.0.1..127.0.0.N the WebSocket connections are spread over
     /// (default: one per 20,000 connections).
     #[arg(long)]
@@ -201,7 +204,7 @@ fn report(args: LoadArgs) -> Result<Report, ExitCode> {
 }
 
 async fn drive(args: LoadArgs, pace: Pace) -> Report {
-    let url = server_url(args.transport, args.addr.as_deref());
+    let url = server_url(args.transport, args.addr.as_deref(), args.tls.secure(args.addr.as_deref()));
     let plan = Arc::new(Plan {
         url: url.clone(),
         transport: args.transport,
@@ -209,6 +212,7 @@ async fn drive(args: LoadArgs, pace: Pace) -> Report {
         pace,
         events: Arc::new(args.workload.events()),
         timeout: Duration::from_secs_f64(args.timeout),
+        tls: args.tls.clone(),
     });
     let recorder = Arc::new(Recorder::default());
     let server = args.server_pid.map(Pid::Other);

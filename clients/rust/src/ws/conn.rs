@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tokio::TokioAdapter;
+use async_tungstenite::tokio::ClientStream;
 use async_tungstenite::WebSocketStream;
 use futures_util::StreamExt as _;
 use tokio::net::{TcpSocket, TcpStream};
@@ -22,15 +22,17 @@ use super::{Ack, Cmd, Config, Shared};
 use crate::wire::{self, Response};
 use crate::{Code, Error};
 
-pub(super) type Ws = WebSocketStream<TokioAdapter<TcpStream>>;
+pub(super) type Ws = WebSocketStream<ClientStream<TcpStream>>;
 
-/// Opens the TCP connection (from the configured local address, if any) and upgrades it.
+/// Opens the TCP connection (from the configured local address, if any), runs the TLS handshake
+/// for a `wss://` URL, and upgrades it.
 pub(super) async fn connect(config: &Config) -> Result<Ws, Error> {
     let fail = |reason: String| Error::Connect { addr: config.url.clone(), reason };
     let mut request = config.url.as_str().into_client_request().map_err(|e| fail(e.to_string()))?;
     request.headers_mut().extend(config.opts.headers.clone());
     let authority = request.uri().authority().map(|a| a.to_string()).ok_or_else(|| fail("no host".into()))?;
-    let authority = if authority.contains(':') { authority } else { format!("{authority}:80") };
+    let default_port = if config.tls.is_some() { 443 } else { 80 };
+    let authority = if authority.contains(':') { authority } else { format!("{authority}:{default_port}") };
     let connecting = async {
         let addr: SocketAddr = tokio::net::lookup_host(&authority)
             .await
@@ -44,7 +46,10 @@ pub(super) async fn connect(config: &Config) -> Result<Ws, Error> {
         }
         let stream = socket.connect(addr).await.map_err(|e| fail(e.to_string()))?;
         stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
-        let (ws, _) = async_tungstenite::tokio::client_async(request, stream).await.map_err(|e| fail(e.to_string()))?;
+        let connector = config.tls.clone().map(tokio_rustls::TlsConnector::from);
+        let (ws, _) = async_tungstenite::tokio::client_async_tls_with_connector(request, stream, connector)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         Ok(ws)
     };
     tokio::time::timeout(config.opts.connect_timeout, connecting)

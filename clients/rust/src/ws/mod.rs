@@ -135,6 +135,8 @@ enum Cmd {
 struct Config {
     url: String,
     opts: Options,
+    /// For `wss://` URLs.
+    tls: Option<Arc<rustls::ClientConfig>>,
     ping_interval: Duration,
     reconnect_attempts: u32,
     local_address: Option<IpAddr>,
@@ -192,16 +194,19 @@ impl WsBuilder {
     /// module docs.
     pub async fn connect(self) -> Result<WsClient, Error> {
         let mut url = self.url.clone();
-        if !url.starts_with("ws://") {
-            return Err(Error::Config(format!("URL {url:?}: only ws:// is supported")));
-        }
-        if !url["ws://".len()..].contains('/') {
+        let Some(scheme) = ["ws://", "wss://"].into_iter().find(|scheme| url.starts_with(scheme)) else {
+            return Err(Error::Config(format!("URL {url:?}: expected ws:// or wss://")));
+        };
+        if !url[scheme.len()..].contains('/') {
             url.push_str(crate::rest::EVENTS_PATH);
         }
         let opts = self.opts.finish()?;
+        // Built once per client: every reconnection reuses it (and its session tickets).
+        let tls = if scheme == "wss://" { Some(opts.tls.client_config(&[b"http/1.1"])?) } else { None };
         let config = Config {
             url,
             opts,
+            tls,
             ping_interval: self.ping_interval,
             reconnect_attempts: self.reconnect_attempts,
             local_address: self.local_address,

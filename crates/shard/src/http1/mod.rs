@@ -30,6 +30,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::secure::{secure, Port};
 use crate::shard::Shard;
 use crate::websocket;
 use body::{text, Body};
@@ -38,11 +39,13 @@ use raccoon_core::health::Readiness;
 use raccoon_protocol::handshake;
 use raccoon_protocol::identity::Identity;
 use raccoon_protocol::routing::{self, Route};
-use raccoon_rt::{Activity, HyperIo};
+use raccoon_rt::{Activity, HyperIo, Stream};
 
-/// Serves one accepted connection on the HTTP port until it ends.
-pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one accepted connection on the HTTP port until it ends (after its TLS handshake, on a
+/// TLS port).
+pub(crate) async fn serve(shard: Rc<Shard>, tcp: TcpStream) {
     let _open = shard.http_opened();
+    let Some(stream) = secure(&shard, tcp, Port::Http).await else { return };
     let peer = stream.peer_addr().ok().map(raccoon_rt::listen::canonical);
     // Errors here only mean the socket is already gone; the reads below notice.
     let _ = stream.set_nodelay(true);
@@ -52,7 +55,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     match first_read(&shard, &mut io).await {
         First::Upgrade { response, identity, leftover } => {
             let mut stream = io.into_inner();
-            if let Err(error) = stream.write_all(&response).await {
+            if let Err(error) = write_flushed(&mut stream, &response).await {
                 tracing::debug!(?peer, %error, "WebSocket handshake not sent");
                 return;
             }
@@ -67,6 +70,12 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         First::Closed => {}
         First::Failed(error) => tracing::debug!(?peer, %error, "HTTP connection ended"),
     }
+}
+
+/// Writes `bytes` and flushes them (a TLS stream may hold the last record until flushed).
+async fn write_flushed(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 /// What a connection's first read brought.
@@ -84,7 +93,7 @@ enum First {
 
 /// Reads the connection's first bytes through the shard's read buffer and answers a complete
 /// WebSocket upgrade without hyper: a burst of handshakes then holds no per-connection buffer.
-async fn first_read(shard: &Rc<Shard>, io: &mut HyperIo<TcpStream>) -> First {
+async fn first_read(shard: &Rc<Shard>, io: &mut HyperIo<Stream>) -> First {
     let stop = Cell::new(false);
     let first = shard.drive_connection(
         io,
@@ -121,7 +130,7 @@ fn examine(shard: &Shard, read: &[u8]) -> First {
 }
 
 /// The connection as hyper serves it: everything but the upgrades [`first_read`] answered.
-async fn serve_hyper(shard: Rc<Shard>, io: HyperIo<TcpStream>, activity: Rc<Activity>, peer: Option<SocketAddr>) {
+async fn serve_hyper(shard: Rc<Shard>, io: HyperIo<Stream>, activity: Rc<Activity>, peer: Option<SocketAddr>) {
     let upgrade: Rc<Cell<Option<Identity>>> = Rc::default();
     let service = {
         let (shard, upgrade) = (Rc::clone(&shard), Rc::clone(&upgrade));
@@ -163,7 +172,7 @@ async fn serve_hyper(shard: Rc<Shard>, io: HyperIo<TcpStream>, activity: Rc<Acti
 }
 
 /// Hands an upgraded socket to a [WebSocket connection](websocket::start), in a task of its own.
-fn start_session(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identity: Identity, peer: Option<SocketAddr>) {
+fn start_session(shard: Rc<Shard>, stream: Stream, leftover: Bytes, identity: Identity, peer: Option<SocketAddr>) {
     let span = tracing::debug_span!("conn", shard = %shard.id(), ?peer, user = %identity.user, group = %identity.group);
     websocket::start(shard, stream, leftover, identity, span);
 }

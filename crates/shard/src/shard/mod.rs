@@ -10,6 +10,7 @@ mod table;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,10 +20,12 @@ use raccoon_core::handoff::{Ack, Handoff, ShardId, SinkId};
 use raccoon_core::health::Health;
 use raccoon_metrics::{LocalMetrics, Tag};
 use raccoon_protocol::cors::CorsPolicy;
+use raccoon_rt::tls::{ServerTls, TlsScratch};
 use raccoon_rt::LocalExec;
 
 use crate::registry::Registry;
-use crate::ShardConfig;
+use crate::secure::Port;
+use crate::{ListenerTls, ShardConfig};
 use table::ConnEntry;
 
 pub(crate) use table::AckSink;
@@ -51,6 +54,10 @@ pub(crate) struct Shard {
     /// The one buffer every WebSocket of the shard reads its socket into
     /// (`SERVER_WEBSOCKET_READ_BUFFER_SIZE`); borrowed for one read at a time.
     ws_read_buffer: RefCell<Box<[u8]>>,
+    /// The ports' TLS, and the buffers this shard's TLS connections encrypt and decrypt in
+    /// (allocated only when a port has TLS).
+    tls: ListenerTls,
+    tls_scratch: Option<Rc<TlsScratch>>,
     conns: RefCell<HashMap<SinkId, ConnEntry>>,
     next_sink: Cell<u64>,
     stats: RefCell<ShardSummary>,
@@ -107,6 +114,7 @@ impl Shard {
         mut metrics: LocalMetrics,
         health: Arc<Health>,
         registry: Arc<Registry>,
+        tls: ListenerTls,
     ) -> Self {
         let tags = ShardTags {
             success: metrics.tag("success"),
@@ -123,7 +131,10 @@ impl Shard {
         let ws_read_buffer = RefCell::new(vec![0; server.read_buffer_bytes].into_boxed_slice());
         let (http1, http2) = (builders::http1(server), builders::http2(server));
         let cors = server.cors.as_ref().map(CorsPolicy::new);
+        let tls_scratch = (tls.http.is_some() || tls.grpc.is_some()).then(TlsScratch::new);
         Shard {
+            tls,
+            tls_scratch,
             id,
             config,
             handoff,
@@ -168,6 +179,15 @@ impl Shard {
     /// (`SERVER_WEBSOCKET_READ_BUFFER_SIZE`); borrowed for one read at a time.
     pub(crate) fn ws_read_buffer(&self) -> &RefCell<Box<[u8]>> {
         &self.ws_read_buffer
+    }
+
+    /// The TLS of `port`, and the buffers to run it in; `None` when the port is cleartext.
+    pub(crate) fn tls(&self, port: Port) -> Option<(&ServerTls, Rc<TlsScratch>)> {
+        let tls = match port {
+            Port::Http => self.tls.http.as_deref(),
+            Port::Grpc => self.tls.grpc.as_deref(),
+        }?;
+        Some((tls, Rc::clone(self.tls_scratch.as_ref()?)))
     }
 
     /// What the shard counts for its summary.

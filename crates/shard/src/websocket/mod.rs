@@ -38,7 +38,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use tracing::{Instrument, Span};
 
@@ -46,6 +45,7 @@ use raccoon_core::handoff::{Origin, ShardId};
 use raccoon_protocol::identity::Identity;
 use raccoon_protocol::reply::Reply;
 use raccoon_protocol::websocket::FrameReader;
+use raccoon_rt::Stream;
 
 use crate::dedup::Dedup;
 use crate::registry::RegistryError;
@@ -64,7 +64,7 @@ use writer::{write_refusal, Writer};
 /// Two tasks, each holding only its own state (the writer's future is its wait loop, not this
 /// setup), and one allocation for what they share ([`ConnShared`]): what an idle connection
 /// costs is mostly these.
-pub(crate) fn start(shard: Rc<Shard>, stream: TcpStream, leftover: Bytes, identity: Identity, span: Span) {
+pub(crate) fn start(shard: Rc<Shard>, stream: Stream, leftover: Bytes, identity: Identity, span: Span) {
     let server = &shard.config().server;
     // No read timeout: keep-alive decides when a client is silent (see `keepalive`).
     let _ = stream.set_read_timeout(None);

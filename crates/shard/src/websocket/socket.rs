@@ -15,35 +15,35 @@ use std::pin::Pin;
 use std::task::{ready, Poll};
 
 use futures_lite::future::poll_fn;
-use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
+use futures_lite::AsyncWrite;
 
 use raccoon_protocol::websocket::FrameReader;
+use raccoon_rt::Stream;
 
-/// One connection's socket.
+/// One connection's socket (plain, or TLS: see [`raccoon_rt::tls`]).
 pub(super) struct WsSocket {
-    stream: RefCell<TcpStream>,
+    stream: RefCell<Stream>,
 }
 
 impl WsSocket {
-    pub(super) fn new(stream: TcpStream) -> Self {
+    pub(super) fn new(stream: Stream) -> Self {
         WsSocket { stream: RefCell::new(stream) }
     }
 
     /// Waits for the client's next bytes and pushes them into `frames`, reading through the
-    /// shard's `buffer`. Returns how many arrived; 0 when the client closed its side.
+    /// shard's `buffer` (a TLS connection decrypts in the shard's TLS scratch instead, and pushes
+    /// the plaintext from there). Returns how many arrived; 0 when the client closed its side.
     pub(super) async fn read(&self, buffer: &RefCell<Box<[u8]>>, frames: &mut FrameReader) -> io::Result<usize> {
         poll_fn(|cx| {
             let mut stream = self.stream.borrow_mut();
             let mut buffer = buffer.borrow_mut();
-            let n = ready!(Pin::new(&mut *stream).poll_read(cx, &mut buffer[..]))?;
-            frames.push(&buffer[..n]);
-            Poll::Ready(Ok(n))
+            stream.poll_read_with(cx, &mut buffer[..], &mut |bytes| frames.push(bytes))
         })
         .await
     }
 
-    /// Writes all of `bytes`, within the socket's write deadline.
+    /// Writes all of `bytes` and flushes them (TLS sends its last record), within the socket's
+    /// write deadline.
     pub(super) async fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
         let mut written = 0;
         poll_fn(|cx| {
@@ -54,12 +54,13 @@ impl WsSocket {
                     n => written += n,
                 }
             }
-            Poll::Ready(Ok(()))
+            Pin::new(&mut *stream).poll_flush(cx)
         })
         .await
     }
 
-    /// Ends the server's side of the connection (a FIN after what was written).
+    /// Ends the server's side of the connection (TLS: close_notify; then a FIN after what was
+    /// written).
     async fn shutdown(&self) -> io::Result<()> {
         poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_close(cx)).await
     }
