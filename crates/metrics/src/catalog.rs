@@ -98,7 +98,7 @@ metrics! {
     SessionDuration = "user_session_duration_milliseconds", Histogram(Session), ["conn_group"], Raccoon,
         "Length of WebSocket connections, recorded when they close.";
     TlsHandshakes = "tls_handshakes_total", Counter, ["port", "result"], New,
-        "TLS handshakes on a port with TLS (`port` http or grpc), by `result`: ok, cleartext (the client spoke no TLS; a plain HTTP request is answered 400), closed (it left during the handshake), timeout (not done within SERVER_HTTP_HEADER_TIMEOUT_MS), certificate (its client certificate was missing or refused, with mTLS), protocol (rustls refused a message: no shared version or cipher, a malformed hello) or io.";
+        "TLS handshakes on a port with TLS (`port` http or grpc), by `result`: ok, cleartext (the client spoke no TLS; a plain HTTP request is answered 400), closed (it left during the handshake), timeout (not done within SERVER_HTTP_HEADER_TIMEOUT_MS), certificate (its client certificate was missing or refused, with mTLS), alert (the client gave up with an alert: a rise after a certificate change means clients do not trust the new one), protocol (rustls refused a message: no shared version or cipher, a malformed hello) or io.";
     PingFailure = "server_ping_failure_total", Counter, ["conn_group"], Raccoon,
         "Server pings that could not be written (the connection is then dropped).";
     PongFailure = "server_pong_failure_total", Counter, ["conn_group"], Raccoon,

@@ -13,6 +13,8 @@
 //! - [`http`]: plain HTTP/1.1 requests to the server's ports, and polling one until it answers.
 //! - [`prometheus`]: samples in a Prometheus text exposition, scraped until they hold.
 //! - [`names`]: unique topic and group names; free ports.
+//! - [`pki`]: a test CA and the certificates it signs (server, expired, wrong host, client), as
+//!   PEM files.
 //!
 //! CPU and memory of a process have one reader in the workspace, the CLI's `procfs` module,
 //! run-time code of `load`, `idle` and `ceiling`; tests and the throughput bench hand the CLI
@@ -25,6 +27,7 @@ pub mod consume;
 pub mod http;
 pub mod kafka;
 pub mod names;
+pub mod pki;
 pub mod prometheus;
 pub mod server;
 
@@ -35,5 +38,6 @@ pub use consume::{assert_topic_holds, consume, consume_full, consume_records, co
 pub use http::{get_from, http_to, wait_for_status};
 pub use kafka::{create_topic, kafka_script, shared_kafka, PrivateBroker, KAFKA};
 pub use names::{free_port, free_ports, unique};
+pub use pki::{CertFiles, KeyKind, TestPki};
 pub use prometheus::{sample, scrape_until, sum_of};
 pub use server::TestServer;

@@ -201,6 +201,11 @@ impl TestServer {
         }
     }
 
+    /// Sends SIGHUP: the server reads its TLS files again.
+    pub fn reload(&self) {
+        self.signal(libc::SIGHUP);
+    }
+
     /// Sends SIGUSR2: the server's fault drill (a fatal error on every Kafka producer).
     pub fn fault_drill(&self) {
         self.signal(libc::SIGUSR2);

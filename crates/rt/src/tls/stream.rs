@@ -85,7 +85,8 @@ pub enum HandshakeError {
 
 impl HandshakeError {
     /// A bounded name for metrics: `cleartext`, `closed`, `timeout`, `certificate` (the client's
-    /// certificate was missing or refused), `protocol` or `io`.
+    /// certificate was missing or refused), `alert` (the client gave up with an alert, for
+    /// example because it does not trust the server's certificate), `protocol` or `io`.
     pub fn reason(&self) -> &'static str {
         match self {
             HandshakeError::Cleartext => "cleartext",
@@ -94,6 +95,7 @@ impl HandshakeError {
             HandshakeError::Tls(
                 rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented,
             ) => "certificate",
+            HandshakeError::Tls(rustls::Error::AlertReceived(_)) => "alert",
             HandshakeError::Tls(_) => "protocol",
             HandshakeError::Io(_) => "io",
         }
