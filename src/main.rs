@@ -183,8 +183,15 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     let (publishers, handoff) =
         Publishers::start(&config.publisher, &config.topic_pattern, inbox_txs.clone(), &metrics.factory(), &health)?;
-    let shards =
-        raccoon_shard::start(&config.shard_config(), &tls.listeners, listeners, inbox_rxs, &handoff, &metrics.factory(), &health)?;
+    let shards = raccoon_shard::start(
+        &config.shard_config(),
+        &tls.listeners,
+        listeners,
+        inbox_rxs,
+        &handoff,
+        &metrics.factory(),
+        &health,
+    )?;
     drop(handoff);
     tracing::info!(%grpc_addr, "gRPC on {grpc_addr}");
     tracing::info!(

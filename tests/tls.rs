@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use raccoon_client::{Code, Encoding, Error, Event, GrpcClient, RestClient, RetryPolicy, WsClient};
 use raccoon_protocol::pb;
 use raccoon_testkit::consume::CONSUME_LIMIT;
-use raccoon_client::{Code, Encoding, Error, Event, GrpcClient, RestClient, RetryPolicy, WsClient};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -251,7 +251,11 @@ fn plain_clients_on_tls_ports_are_refused_and_counted() {
     let plain_ws = runtime().block_on(WsClient::builder(&server.ws_url()).reconnect_attempts(0).connect());
     assert!(plain_ws.is_err(), "a ws:// client cannot upgrade on a TLS port");
     let plain_grpc = runtime().block_on(async {
-        GrpcClient::builder(&server.grpc_url()).retry(RetryPolicy::none()).build()?.send(vec![Event::new("t", "x")]).await
+        GrpcClient::builder(&server.grpc_url())
+            .retry(RetryPolicy::none())
+            .build()?
+            .send(vec![Event::new("t", "x")])
+            .await
     });
     assert!(matches!(plain_grpc, Err(Error::Grpc { .. } | Error::Connect { .. })), "{plain_grpc:?}");
     scrape_until(
@@ -291,7 +295,8 @@ fn sighup_reloads_the_certificate_for_new_connections() {
         let (_, reply) = open.send_and_wait(vec![Event::new("reload", "open")]).await.expect("the open connection");
         assert_eq!(reply.code, Code::Ok);
         let old = WsClient::builder(&wss(&server)).tls_ca_file(&old_ca.ca_file).reconnect_attempts(0).connect().await;
-        let error = old.err().expect("the old CA does not sign the new certificate").to_string();
+        let Err(error) = old else { panic!("the old CA does not sign the new certificate") };
+        let error = error.to_string();
         assert!(error.contains("UnknownIssuer") || error.contains("BadSignature"), "{error}");
     });
     for outcome in send_each(&server, &new_ca.ca_file, "reload", "after") {
@@ -303,7 +308,8 @@ fn sighup_reloads_the_certificate_for_new_connections() {
     server.wait_for_log("the failed reload", |log| log.contains("TLS reload failed; the port keeps its certificate"));
     assert!(server.log().contains(&format!("SERVER_TLS_KEY_FILE {}", live.key.display())), "names the file");
     rt.block_on(async {
-        let fresh = WsClient::builder(&wss(&server)).tls_ca_file(&new_ca.ca_file).connect().await.expect("still served");
+        let fresh =
+            WsClient::builder(&wss(&server)).tls_ca_file(&new_ca.ca_file).connect().await.expect("still served");
         fresh.send_and_wait(vec![Event::new("reload", "kept")]).await.unwrap();
         fresh.close().await;
         open.close().await;
@@ -343,8 +349,7 @@ fn mutual_tls_required_and_optional() {
     let ca = pki.ca_file.to_str().unwrap();
     for auth in ["required", "optional"] {
         let prefix = unique(&format!("tls-mtls-{auth}"));
-        let server =
-            tls_server(&prefix, &cert, &[("SERVER_TLS_CLIENT_CA_FILE", ca), ("SERVER_TLS_CLIENT_AUTH", auth)]);
+        let server = tls_server(&prefix, &cert, &[("SERVER_TLS_CLIENT_CA_FILE", ca), ("SERVER_TLS_CLIENT_AUTH", auth)]);
         let rt = runtime();
         let with = |files: Option<&CertFiles>| {
             rt.block_on(async {
@@ -404,7 +409,11 @@ fn a_missing_or_bad_certificate_file_stops_the_start() {
             good.key.clone(),
             format!("SERVER_TLS_CERT_FILE {}: no PEM certificate in it", pki.path("empty.pem").display()),
         ),
-        (good.cert.clone(), other.key.clone(), format!("SERVER_TLS_CERT_FILE {} with SERVER_TLS_KEY_FILE", good.cert.display())),
+        (
+            good.cert.clone(),
+            other.key,
+            format!("SERVER_TLS_CERT_FILE {} with SERVER_TLS_KEY_FILE", good.cert.display()),
+        ),
     ];
     for (cert, key, want) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_raccoon"))

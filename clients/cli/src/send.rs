@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
 use crate::tls::{with_tls, TlsArgs};
+use clap::{Args, ValueEnum};
 use raccoon_client::{Batch, Encoding, Error, Event, GrpcClient, Response, RestClient, RetryPolicy, WsClient};
 
 /// The transports `--transport` takes.

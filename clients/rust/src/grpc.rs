@@ -68,7 +68,14 @@ impl GrpcBuilder {
         let mut headers = opts.headers.clone();
         headers.remove(http::header::USER_AGENT);
         let metadata = MetadataMap::from_headers(headers);
-        Ok(GrpcClient { inner: Arc::new(Inner { addr: self.url, channel: endpoint.connect_with_connector_lazy(connector), metadata, opts }) })
+        Ok(GrpcClient {
+            inner: Arc::new(Inner {
+                addr: self.url,
+                channel: endpoint.connect_with_connector_lazy(connector),
+                metadata,
+                opts,
+            }),
+        })
     }
 }
 

@@ -210,7 +210,11 @@ macro_rules! common_builder_methods {
         }
 
         /// Presents this PEM certificate chain and key to a server that asks for one (mTLS).
-        pub fn tls_client_cert(mut self, cert: impl Into<std::path::PathBuf>, key: impl Into<std::path::PathBuf>) -> Self {
+        pub fn tls_client_cert(
+            mut self,
+            cert: impl Into<std::path::PathBuf>,
+            key: impl Into<std::path::PathBuf>,
+        ) -> Self {
             self.opts.tls.client_cert = Some((cert.into(), key.into()));
             self
         }

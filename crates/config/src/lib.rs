@@ -523,15 +523,14 @@ fn tls_config(raw: &Raw, prometheus: bool) -> Result<TlsPorts, ConfigError> {
     };
     let prometheus_pair = cert_pair(raw, k::METRIC_PROMETHEUS_TLS_CERT_FILE, k::METRIC_PROMETHEUS_TLS_KEY_FILE)?;
     let client_ca = (!client_ca.is_empty()).then(|| std::path::PathBuf::from(client_ca));
-    let source = |(cert, key): (String, String), keys: [&'static str; 2], client_ca: Option<std::path::PathBuf>| {
-        TlsSource {
+    let source =
+        |(cert, key): (String, String), keys: [&'static str; 2], client_ca: Option<std::path::PathBuf>| TlsSource {
             cert_file: cert.into(),
             key_file: key.into(),
             client_ca_file: client_ca,
             client_auth,
             keys: [keys[0], keys[1], k::SERVER_TLS_CLIENT_CA_FILE.env()],
-        }
-    };
+        };
     let server_keys = [k::SERVER_TLS_CERT_FILE.env(), k::SERVER_TLS_KEY_FILE.env()];
     let grpc_keys = [k::SERVER_GRPC_TLS_CERT_FILE.env(), k::SERVER_GRPC_TLS_KEY_FILE.env()];
     let grpc = match (grpc_enabled, grpc_own, &server) {

@@ -92,9 +92,9 @@ impl HandshakeError {
             HandshakeError::Cleartext => "cleartext",
             HandshakeError::Closed => "closed",
             HandshakeError::Timeout => "timeout",
-            HandshakeError::Tls(
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented,
-            ) => "certificate",
+            HandshakeError::Tls(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+                "certificate"
+            }
             HandshakeError::Tls(rustls::Error::AlertReceived(_)) => "alert",
             HandshakeError::Tls(_) => "protocol",
             HandshakeError::Io(_) => "io",

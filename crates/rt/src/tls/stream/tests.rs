@@ -25,8 +25,11 @@ struct Pki {
 impl Pki {
     fn new(alg: &'static rcgen::SignatureAlgorithm) -> Pki {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir()
-            .join(format!("raccoon-rt-tls-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "raccoon-rt-tls-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let ca_key = KeyPair::generate_for(alg).unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -45,10 +48,7 @@ impl Pki {
         Pki {
             dir,
             ca: ca.der().clone(),
-            client: (
-                client.der().clone(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client_key.serialize_der())),
-            ),
+            client: (client.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client_key.serialize_der()))),
         }
     }
 
@@ -107,7 +107,10 @@ where
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
-fn connect(port: u16, config: Arc<rustls::ClientConfig>) -> rustls::StreamOwned<rustls::ClientConnection, StdTcpStream> {
+fn connect(
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+) -> rustls::StreamOwned<rustls::ClientConnection, StdTcpStream> {
     let tcp = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -247,7 +250,8 @@ fn a_silent_client_times_out_and_a_leaving_one_is_closed() {
     let (reason, ()) = run(
         move |tcp, scratch| async move {
             let started = std::time::Instant::now();
-            let reason = accept(tcp, config.config(), scratch, Duration::from_millis(200)).await.err().map(|e| e.reason());
+            let reason =
+                accept(tcp, config.config(), scratch, Duration::from_millis(200)).await.err().map(|e| e.reason());
             (reason, started.elapsed())
         },
         |port| {
