@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -43,8 +44,12 @@ func NewGrpc(opts ...ClientOption) (*GrpcClient, error) {
 	if o.Encoding != EncodingProto {
 		return nil, errors.New("raccoon: gRPC carries protobuf only; WithEncoding(EncodingJSON) is not allowed")
 	}
+	creds := insecure.NewCredentials()
+	if o.TLS != nil {
+		creds = credentials.NewTLS(o.TLS)
+	}
 	dial := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent(UserAgent()),
 	}, o.DialOptions...)
 	conn, err := grpc.NewClient(o.Addr, dial...)

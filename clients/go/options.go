@@ -1,7 +1,12 @@
 package raccoon
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/cactus/go-statsd-client/v5/statsd"
@@ -46,7 +51,12 @@ type Options struct {
 	AckBuffer int
 	// Reconnect is the WebSocket reconnect backoff (default 100 ms doubling to 30 s).
 	Reconnect Backoff
-	// DialOptions are gRPC's (default: insecure transport credentials).
+	// TLS is used for wss:// and https:// URLs and, when set, makes the gRPC client connect
+	// over TLS (h2 by ALPN); nil: the system's roots for wss:// and https://, cleartext gRPC.
+	// TLSConfig builds one from a CA file and a client certificate.
+	TLS *tls.Config
+	// DialOptions are gRPC's (default: TLS credentials from TLS if set, else insecure
+	// transport credentials).
 	DialOptions []grpc.DialOption
 	// HTTPClient is REST's (default: a client with Timeout).
 	HTTPClient *http.Client
@@ -203,4 +213,38 @@ func buildOptions(defaultURL string, opts []ClientOption) Options {
 		o.AckBuffer = 1024
 	}
 	return o
+}
+
+// WithTLS sets Options.TLS: the TLS configuration of wss:// and https:// connections, and of
+// the gRPC connection (which then uses TLS).
+func WithTLS(c *tls.Config) ClientOption { return optionFunc(func(o *Options) { o.TLS = c }) }
+
+// TLSConfig returns a TLS configuration that trusts the PEM CA certificates in caFile (the
+// system's roots when caFile is empty) and presents the PEM certificate chain and key in
+// certFile and keyFile when both are set (mTLS). It never turns verification off: a test
+// server's own CA belongs in caFile.
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("raccoon: TLS CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("raccoon: TLS CA file %s: no PEM certificate in it", caFile)
+		}
+		c.RootCAs = pool
+	}
+	switch {
+	case certFile != "" && keyFile != "":
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("raccoon: TLS client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	case certFile != "" || keyFile != "":
+		return nil, errors.New("raccoon: TLS client certificate: give both the certificate and the key file")
+	}
+	return c, nil
 }

@@ -42,6 +42,11 @@ func NewRest(opts ...ClientOption) (*RestClient, error) {
 	hc := o.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: o.Timeout}
+		if o.TLS != nil {
+			transport := http.DefaultTransport.(*http.Transport).Clone()
+			transport.TLSClientConfig = o.TLS
+			hc.Transport = transport
+		}
 	}
 	return &RestClient{opts: o, http: hc, stats: stats{o.Statter}}, nil
 }

@@ -121,7 +121,7 @@ func NewWebSocket(opts ...ClientOption) (*WebSocketClient, error) {
 	c := &WebSocketClient{
 		opts:    o,
 		stats:   stats{o.Statter},
-		dialer:  &websocket.Dialer{HandshakeTimeout: o.DialTimeout, Proxy: http.ProxyFromEnvironment},
+		dialer:  &websocket.Dialer{HandshakeTimeout: o.DialTimeout, Proxy: http.ProxyFromEnvironment, TLSClientConfig: o.TLS},
 		pending: map[string]*wsBatch{},
 		acks:    make(chan Ack, o.AckBuffer),
 		done:    make(chan struct{}),

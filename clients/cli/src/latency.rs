@@ -42,6 +42,11 @@ impl Latencies {
         self.0.max() as f64 / 1000.0
     }
 
+    /// Adds every value of `other` (same bounds: cannot fail).
+    pub(crate) fn merge(&mut self, other: &Latencies) {
+        let _ = self.0.add(&other.0);
+    }
+
     /// Forgets every value.
     pub(crate) fn clear(&mut self) {
         self.0.reset();

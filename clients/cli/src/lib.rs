@@ -4,12 +4,14 @@
 //!
 //! Subcommands, one module each: `send` (one batch, print the reply), `load` (many connections
 //! for a bounded time, a latency and throughput report), `idle` (hold many WebSockets, RSS per
-//! connection), `ceiling` (a bare rdkafka producer with the server's settings: the baseline).
+//! connection), `ceiling` (a bare rdkafka producer with the server's settings: the baseline), `handshakes`
+//! (full TLS handshakes against a TLS port, or rustls alone in memory: its ceiling).
 //! Shared by them: `workload.rs` (the events), `latency.rs` (HDR histograms), `procfs.rs` (CPU
 //! and RSS of a process, the workspace's one reader of `/proc`), `limits.rs` (the open-file
 //! limit), `tls.rs` (the TLS options). [`parse_args`] reads one command's options from strings, as the command line would.
 
 pub mod ceiling;
+pub mod handshakes;
 pub mod idle;
 mod latency;
 mod limits;

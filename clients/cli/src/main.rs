@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use raccoon_cli::{ceiling, idle, load, send};
+use raccoon_cli::{ceiling, handshakes, idle, load, send};
 
 /// Command-line client for the Raccoon clickstream server.
 #[derive(Parser, Debug)]
@@ -37,6 +37,11 @@ enum Command {
     ///
     /// Exit status: 0 when events were delivered and none failed, 1 otherwise, 2 on a usage error.
     Ceiling(ceiling::CeilingArgs),
+    /// Full TLS handshakes against a TLS port for a bounded time: handshakes per second, their
+    /// latency and the server's CPU per handshake; `--bare`: rustls alone, in memory, the ceiling.
+    ///
+    /// Exit status: 0 when it measured, 1 when it could not, 2 on a usage error.
+    Handshakes(handshakes::HandshakesArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Command::Load(args) => return load::run(args),
         Command::Idle(args) => return idle::run(args),
         Command::Ceiling(args) => return ceiling::run(args),
+        Command::Handshakes(args) => return handshakes::run(args),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,

@@ -19,6 +19,7 @@
 //!   timeouts, StatsD, TLS (a CA file, a client certificate).
 //! - [`rest`], [`grpc`], [`ws`]: the three clients, each with its own builder.
 //! - [`stats`]: counters every client keeps and the optional StatsD export.
+//! - [`tls`]: the rustls configuration `https://` and `wss://` URLs connect with.
 //! - [`error`]: [`Error`] and which errors are retried.
 //!
 //! Every client is a cheap handle (`Clone`, an `Arc` inside) to one connection or connection
@@ -38,7 +39,7 @@ pub mod options;
 pub mod rest;
 mod retry;
 pub mod stats;
-mod tls;
+pub mod tls;
 pub mod wire;
 pub mod ws;
 

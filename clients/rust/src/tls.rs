@@ -18,20 +18,22 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use crate::Error;
 
-/// The TLS settings of a builder.
+/// The TLS settings of a builder (its `tls_*` methods), or of a tool that makes its own TLS
+/// connections with the same rules.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TlsOptions {
+pub struct TlsOptions {
     /// PEM CA certificates to trust instead of the system's.
-    pub(crate) ca_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     /// PEM certificate chain and key presented to a server that asks (mTLS).
-    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Accept any certificate: for a test server only.
-    pub(crate) insecure: bool,
+    pub insecure: bool,
 }
 
 impl TlsOptions {
-    /// The rustls configuration for a connection offering `alpn`.
-    pub(crate) fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, Error> {
+    /// The rustls configuration for a connection offering `alpn`; the error names the file
+    /// that could not be used.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
