@@ -62,7 +62,8 @@ pub fn run(args: HandshakesArgs) -> ExitCode {
         eprintln!("error: --concurrency {} is not 1..=10000", args.concurrency);
         return ExitCode::from(2);
     }
-    if !(args.duration > 0.0 && args.duration <= 3600.0) || !(args.warmup >= 0.0 && args.warmup <= 600.0) {
+    let (duration, warmup) = (0.0 < args.duration && args.duration <= 3600.0, (0.0..=600.0).contains(&args.warmup));
+    if !(duration && warmup) {
         eprintln!("error: --duration must be in (0, 3600] and --warmup in [0, 600] seconds");
         return ExitCode::from(2);
     }
