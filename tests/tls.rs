@@ -431,3 +431,22 @@ fn a_missing_or_bad_certificate_file_stops_the_start() {
         assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
     }
 }
+
+/// A client that connects to a TLS port and never says hello does not hold up shutdown until
+/// its handshake deadline: the drain drops it with the other HTTP connections.
+#[test]
+fn a_handshake_in_progress_does_not_hold_up_shutdown() {
+    let pki = TestPki::new("shutdown");
+    let mut server = tls_server(
+        &unique("tls-shutdown"),
+        &pki.server("server", KeyKind::EcdsaP256),
+        &[("SERVER_HTTP_HEADER_TIMEOUT_MS", "60000")],
+    );
+    let silent = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let stopping = std::time::Instant::now();
+    assert!(server.terminate().success());
+    assert!(stopping.elapsed() < Duration::from_secs(10), "shutdown took {:?}", stopping.elapsed());
+    assert!(!server.log().contains("still open at the drain deadline"), "{}", server.log());
+    drop(silent);
+}

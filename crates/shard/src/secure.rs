@@ -5,6 +5,7 @@
 //!
 //! Lives on: owning shard (!Send).
 
+use std::future::Future;
 use std::rc::Rc;
 
 use glommio::net::TcpStream;
@@ -24,13 +25,17 @@ pub(crate) enum Port {
 }
 
 /// The connection as the transport reads it: `tcp` itself, or TLS over it once the handshake
-/// succeeded; `None` when it failed (the socket is closed).
+/// succeeded; `None` when it failed or shutdown dropped it (the socket is closed).
 pub(crate) async fn secure(shard: &Rc<Shard>, tcp: TcpStream, port: Port) -> Option<Stream> {
     let Some((tls, scratch)) = shard.tls(port) else {
         return Some(Stream::Plain(tcp));
     };
     let peer = tcp.peer_addr().ok().map(raccoon_rt::listen::canonical);
-    let accepted = raccoon_rt::tls::accept(tcp, tls.config(), scratch, shard.config().server.http_header_timeout).await;
+    let deadline = shard.config().server.http_header_timeout;
+    // Under the shard's shutdown like any HTTP connection: a handshake still running when the
+    // drain gives up on HTTP connections is dropped, not waited for until its deadline.
+    let mut handshake = Box::pin(raccoon_rt::tls::accept(tcp, tls.config(), scratch, deadline));
+    let accepted = shard.drive_connection(&mut handshake, |_| {}, |handshake, cx| handshake.as_mut().poll(cx)).await?;
     let result = match &accepted {
         Ok(_) => "ok",
         Err(error) => error.reason(),
