@@ -45,7 +45,9 @@ const CONNECTIONS: usize = 2_000;
 const REQUEST: &[u8] = b"GET /api/v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n";
 const ANSWER: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\n\r\n";
 
-fn configs(version: &'static rustls::SupportedProtocolVersion) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+fn configs(
+    version: &'static rustls::SupportedProtocolVersion,
+) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
     let der = CertificateDer::from(cert.der().to_vec());
